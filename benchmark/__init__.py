@@ -1,0 +1,1 @@
+"""``fer-bench``: run methods on datasets and regenerate the papers' tables and figures."""

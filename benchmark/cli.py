@@ -1,0 +1,107 @@
+"""``fer-bench``: the benchmark's command line."""
+
+from __future__ import annotations
+
+import sys
+
+import rich_click as click
+
+from fercore import __version__
+from fercore.cli import FerGroup, open_source, source_options
+from fercore.progress import console, out_console
+
+
+@click.group(cls=FerGroup)
+@click.version_option(__version__, prog_name="fer-bench")
+def main() -> None:
+    """Benchmark FER methods on clean and degraded datasets and regenerate the papers' tables.
+
+    Datasets are licence-gated: bring your copy and point `--root` at it. Without data,
+    everything runs on the embedded sample set.
+    """
+
+
+@main.group(cls=FerGroup)
+def data() -> None:
+    """Inspect and validate datasets (your copies of RAF-DB, FERPlus, KDEF, folders, the sample set)."""
+
+
+@data.command("check")
+@source_options(default_src="sample")
+@click.option("--no-images", is_flag=True, help="Skip decoding every image (layout and labels only; much faster).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the full report (every problem) as JSON to this file.")
+@click.option("--limit", default=50, show_default=True, help="Problems printed per kind.")
+def data_check(src: str, root: str | None, src_opts: tuple[str, ...], no_images: bool,
+               report_path: str | None, limit: int) -> None:
+    """Compare a dataset copy with its manifest in `data_manifests/`.
+
+    Prints images per split and class (with the expected counts) and every missing, extra,
+    unreadable or corrupt file and every bad label line. Exit status 1 on any mismatch.
+
+    Example: `fer-bench data check --src rafdb --root ~/data/RAF-DB`
+    """
+    from .datacheck import print_report, save_report
+
+    source = open_source(src, root, src_opts)
+    report = source.check(verify_images=not no_images)
+    print_report(report, out_console, limit=limit)
+    if report_path:
+        save_report(report, report_path)
+        console.print(f"full report written to {report_path}")
+    sys.exit(0 if report.ok else 1)
+
+
+@data.command("sources")
+def data_sources() -> None:
+    """List the dataset sources and their `--src-opt` options."""
+    from rich.table import Table
+
+    from fercore.sources import SOURCES
+
+    t = Table(show_lines=True)
+    t.add_column("--src")
+    t.add_column("what")
+    t.add_column("--src-opt KEY=VALUE (default)")
+    for name, cls in SOURCES.items():
+        opts = "\n".join(f"{k}={o.default}: {o.help}" for k, o in cls.options.items()) or "-"
+        t.add_row(name, cls.description, opts)
+    out_console.print(t)
+
+
+@data.command("build-sample")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Where to build the set (default: the cache, $FER_CACHE or ~/.cache/fer-toolkit).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the generated set.")
+@click.option("--force", is_flag=True, help="Rebuild even if the set exists.")
+def data_build_sample(out: str | None, seed: int, force: bool) -> None:
+    """Build the embedded sample set (rendered faces, 7 expressions, 1,680 train / 420 test).
+
+    Example: `fer-bench data build-sample --out sample-set --seed 0`
+    """
+    from fercore.sample.build import build_sample, default_sample_root
+
+    root = build_sample(out or default_sample_root(seed), seed, force=force)
+    out_console.print(str(root))
+
+
+@data.command("show")
+@source_options(default_src="sample")
+@click.option("--split", default=None, help="Only this split (train, val, test).")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="PNG file for the contact sheet.")
+@click.option("--per-class", default=8, show_default=True, help="Images per class.")
+def data_show(src: str, root: str | None, src_opts: tuple[str, ...], split: str | None, out: str,
+              per_class: int) -> None:
+    """Save a contact sheet (one row per class) to look at a dataset.
+
+    Example: `fer-bench data show --src sample --out sheet.png`
+    """
+    from .contact_sheet import contact_sheet
+
+    source = open_source(src, root, src_opts)
+    contact_sheet(source, out, split=split, per_class=per_class)
+    out_console.print(out)
+
+
+if __name__ == "__main__":
+    main()

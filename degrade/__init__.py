@@ -1,0 +1,1 @@
+"""``fer-degrade``: rebuild degraded FER datasets (under-display camera, low light)."""

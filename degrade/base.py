@@ -1,0 +1,59 @@
+"""The contract between a degradation (UDC, low light) and the shared dataset-rebuilding runner.
+
+A :class:`Degradation` is a configured simulator (a preset plus its parameter ranges). The
+runner (one implementation for every kind) reads a source, draws each image's parameters from
+a generator seeded by (run seed, image id), applies the degradation to batches on the chosen
+device, writes the mirrored dataset and records every parameter in the manifest.
+
+Rules every implementation follows:
+
+* :meth:`sample_params` draws *only* from the generator it is given, so an image's parameters
+  depend on (seed, id) alone -- never on batch size, order, workers, devices or shards.
+* :meth:`apply` is batched: per-sample parameters arrive as tensors of shape ``(B,)`` (or
+  ``(B, k)``), and each sample's noise comes from its own CPU generator in ``generators``
+  (drawn on the CPU, then moved to the device, so the numbers do not depend on the device).
+* Images are ``(B, 3, H, W)`` float tensors, sRGB in [0, 1]; the output has the same shape and
+  range. Quantisation to 8 bits is done by the runner.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+class Degradation(ABC):
+    """A configured degradation simulator (see module docstring)."""
+
+    #: Short name used in commands, manifests and run records (``"udc"``, ``"lowlight"``).
+    kind: ClassVar[str] = ""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """Preset name and every setting (JSON-serialisable), for the run record and cache keys."""
+
+    @abstractmethod
+    def param_names(self) -> list[str]:
+        """Names of the per-image parameters, in manifest column order."""
+
+    @abstractmethod
+    def sample_params(self, rng: np.random.Generator) -> dict[str, float]:
+        """One image's parameters, drawn only from ``rng`` (seeded by run seed and image id)."""
+
+    @abstractmethod
+    def apply(self, images: Tensor, params: dict[str, Tensor],
+              generators: list[torch.Generator]) -> Tensor:
+        """Degrade a batch: ``(B, 3, H, W)`` sRGB in [0, 1] -> same shape and range.
+
+        ``params[name]`` is a ``(B,)`` tensor on the images' device; ``generators[i]`` is the
+        CPU generator for sample ``i``'s noise.
+        """
+
+    def stack_params(self, rows: list[dict[str, float]], device: torch.device | str) -> dict[str, Tensor]:
+        """Per-image parameter dicts -> dict of ``(B,)`` float32 tensors on ``device``."""
+        return {k: torch.tensor([r[k] for r in rows], dtype=torch.float32, device=device)
+                for k in self.param_names()}

@@ -1,0 +1,66 @@
+"""Shared command-line plumbing for ``fer-degrade`` and ``fer-bench``.
+
+* :class:`FerGroup` -- a rich-click group that turns a :class:`~fercore.errors.FerError` into
+  one red line on stderr and exit status 2 (no traceback: the message already says what to fix).
+* :func:`source_options` -- the ``--src / --root / --src-opt`` trio every data command takes.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import rich_click as click
+
+from .errors import FerError
+from .progress import console
+
+click.rich_click.TEXT_MARKUP = "markdown"
+click.rich_click.SHOW_ARGUMENTS = True
+click.rich_click.GROUP_ARGUMENTS_OPTIONS = False
+click.rich_click.MAX_WIDTH = 100
+
+
+class FerGroup(click.RichGroup):
+    """Click group whose commands report toolkit errors cleanly."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except FerError as exc:
+            console.print(f"[bold red]error:[/] {_escape(str(exc))}")
+            sys.exit(2)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def source_options(default_src: str | None = "sample"):
+    """Decorator adding ``--src``, ``--root`` and repeatable ``--src-opt KEY=VALUE``."""
+    from .sources import SOURCES
+
+    def deco(fn):
+        @click.option("--src", "src", type=click.Choice(list(SOURCES)), default=default_src,
+                      show_default=True, help="Dataset source (layout) to read.")
+        @click.option("--root", type=click.Path(file_okay=False, path_type=str), default=None,
+                      help="Folder holding your copy of the dataset (not needed for `sample`).")
+        @click.option("--src-opt", "src_opts", multiple=True, metavar="KEY=VALUE",
+                      help="Source option, repeatable, e.g. `--src-opt classes=7` for ferplus. "
+                           "`fer-bench data sources` lists them.")
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return deco
+
+
+def open_source(src: str, root: str | None, src_opts: tuple[str, ...] = ()):
+    """Build the source named on the command line."""
+    from .sources import get_source, parse_options
+
+    return get_source(src, root, **parse_options(src_opts))

@@ -1,0 +1,45 @@
+"""Save and load a registered model with everything needed to rebuild it."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fercore.atomic import atomic_write_bytes
+from fercore.errors import DataError
+
+from .base import FERModel
+from .recipe import Recipe
+
+
+def save_checkpoint(model: FERModel, path: str | Path, **extra: Any) -> None:
+    """Write ``{config, recipe, stage, state_dict, **extra}`` atomically."""
+    buf = io.BytesIO()
+    torch.save({"config": model.config, "recipe": model.recipe.to_dict(), "stage": model.stage,
+                "state_dict": model.state_dict(), **extra}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[FERModel, dict[str, Any]]:
+    """Rebuild the model saved at ``path``; returns ``(model, checkpoint dict)``."""
+    from .registry import create_model
+
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except FileNotFoundError:
+        raise DataError("checkpoint not found", path) from None
+    except Exception as exc:  # truncated or not a torch file
+        raise DataError(f"cannot read checkpoint ({exc})", path) from None
+    cfg = dict(ckpt["config"])
+    model = create_model(cfg["name"], cfg.get("preset"), cfg.get("num_classes", 7),
+                         variant=cfg.get("variant"), **dict(cfg.get("overrides") or {}))
+    model.recipe = Recipe.from_dict(ckpt["recipe"])
+    stage = ckpt.get("stage", model.stages[0])
+    if stage != model.stage:
+        model.begin_stage(stage)
+    model.load_state_dict(ckpt["state_dict"])
+    return model, ckpt

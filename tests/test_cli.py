@@ -1,0 +1,40 @@
+"""Both command lines list their commands and report bad input as one clean error."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from benchmark.cli import main as bench
+from degrade.cli import main as degrade
+
+
+def test_help_lists_commands():
+    out = CliRunner().invoke(bench, ["--help"]).output
+    assert "data" in out
+    out = CliRunner().invoke(bench, ["data", "--help"]).output
+    for cmd in ("check", "sources", "build-sample", "show"):
+        assert cmd in out
+    res = CliRunner().invoke(degrade, ["--help"])
+    assert res.exit_code == 0
+
+
+def test_missing_root_is_a_clean_error(tmp_path):
+    res = CliRunner().invoke(bench, ["data", "check", "--src", "rafdb", "--root", str(tmp_path / "nope")])
+    assert res.exit_code == 2
+    assert "nope" in res.output and "Traceback" not in res.output
+
+
+def test_bad_src_opt_names_the_flag(ferplus_tree):
+    res = CliRunner().invoke(bench, ["data", "check", "--src", "ferplus", "--root", str(ferplus_tree),
+                                     "--src-opt", "classes"])
+    assert res.exit_code == 2 and "--src-opt" in res.output
+
+
+def test_contact_sheet(sample_root, tmp_path):
+    from fercore.imageio import read_image
+
+    out = tmp_path / "sheet.png"
+    res = CliRunner().invoke(bench, ["data", "show", "--src", "sample", "--out", str(out), "--per-class", "3"])
+    assert res.exit_code == 0, res.output
+    sheet = read_image(out)
+    assert sheet.shape == (700, 300, 3) and sheet.std() > 10
