@@ -111,3 +111,32 @@ def test_verify_hashes_finds_changed_and_missing(tmp_path):
                                        ("bored", None)])
 def test_alias_table(name, cls):
     assert canonical_class(name) == cls
+
+
+def test_flip_68_is_a_mirror_involution():
+    from fercore.landmarks import FLIP_68, flip_landmarks
+
+    assert sorted(FLIP_68) == list(range(68))
+    assert (FLIP_68[FLIP_68] == np.arange(68)).all()
+    assert FLIP_68[36] == 45 and FLIP_68[48] == 54 and FLIP_68[8] == 8 and FLIP_68[30] == 30
+    pts = np.random.default_rng(0).random((3, 68, 2)).astype(np.float32)
+    np.testing.assert_allclose(flip_landmarks(flip_landmarks(pts)), pts, atol=1e-6)
+
+
+def test_dlib_landmarks_follow_a_flip(sample_root):
+    pytest.importorskip("dlib")
+    from fercore.landmarks import Dlib68, flip_landmarks, predictor_path
+    from fercore.sources import get_source
+
+    try:
+        predictor_path()
+    except Exception:
+        pytest.skip("face-recognition-models not installed")
+    src = get_source("sample", sample_root)
+    det = Dlib68()
+    errs = []
+    for r in src.records("test")[:10]:
+        img = src.load(r)
+        a, b = flip_landmarks(det(img)), det(np.ascontiguousarray(img[:, ::-1]))
+        errs.append(np.abs(a - b).mean())
+    assert np.mean(errs) < 0.05  # within 5 % of the image width
