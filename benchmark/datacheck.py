@@ -25,7 +25,7 @@ SECTIONS = (
 def counts_table(report: CheckReport) -> Table:
     """Images per split and class, with the expected number beside each where known."""
     splits = list(report.counts) or list(report.expected or {})
-    t = Table(title=f"{report.dataset} at {report.root}", title_justify="left")
+    t = Table()
     t.add_column("class")
     for s in splits:
         t.add_column(s, justify="right")
@@ -54,6 +54,7 @@ def _line(kind: str, item) -> str:
 
 
 def print_report(report: CheckReport, console: Console, limit: int = 50) -> None:
+    console.print(f"[bold]{report.dataset}[/] at {escape(str(report.root))}", soft_wrap=True)
     console.print(counts_table(report))
     for kind, title in SECTIONS:
         items = getattr(report, kind)
