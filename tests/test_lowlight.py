@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from degrade.base import Degradation
-from degrade.lowlight import (LowLight, contrast, exposure, highlights, jpeg_recompress, linear_to_srgb,
+from degrade.lowlight import (LowLight, contrast, exposure, highlights, highlights_shadows, jpeg_recompress, linear_to_srgb,
                               low_light, luma, make_lowlight, planckian_xy, sensor_noise, shadows,
                               srgb_to_linear, white_balance, white_balance_gains, whites_blacks)
 from fercore.errors import ConfigError
@@ -103,6 +103,12 @@ def test_highlights_and_shadows_act_only_on_their_range():
     assert (x - highlights(x, -1.0))[bright].mean() > 0.05
     assert (x - shadows(x, -1.0))[dark].mean() > 0.03
     assert (shadows(x, 1.0) - x)[dark].mean() > 0.03
+
+
+def test_fused_highlights_shadows_equals_the_two_controls():
+    x = _rand(4, 24, 24, seed=3)
+    h, s = torch.tensor([-1.0, -0.5, 0.3, 1.0]), torch.tensor([-1.0, 0.6, -0.2, 1.0])
+    assert torch.allclose(highlights_shadows(x, h, s), shadows(highlights(x, h), s), atol=1e-6)
 
 
 def test_tone_curves_keep_black_white_and_stay_monotonic():

@@ -13,12 +13,12 @@ from .levels import contrast, whites_blacks
 from .noise import noise_variance, sensor_noise
 from .pipeline import low_light
 from .presets import PARAMS, PRESETS, SETTINGS, Range
-from .tone import highlights, highlights_mask, shadows, shadows_mask
+from .tone import highlights, highlights_mask, highlights_shadows, shadows, shadows_mask
 from .white_balance import white_balance, white_balance_gains
 
 __all__ = [
     "LowLight", "make_lowlight", "low_light", "exposure", "white_balance", "white_balance_gains",
-    "highlights", "shadows", "highlights_mask", "shadows_mask", "contrast", "whites_blacks",
+    "highlights", "shadows", "highlights_shadows", "highlights_mask", "shadows_mask", "contrast", "whites_blacks",
     "sensor_noise", "noise_variance", "jpeg_recompress", "srgb_to_linear", "linear_to_srgb", "luma",
     "planckian_xy", "illuminant_xy", "white_rgb", "PRESETS", "PARAMS", "SETTINGS", "Range",
 ]

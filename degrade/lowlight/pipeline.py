@@ -26,7 +26,7 @@ from .exposure import exposure
 from .jpeg import jpeg_recompress
 from .levels import DEFAULT_BLACKS_REACH, DEFAULT_CONTRAST_STOPS, DEFAULT_WHITES_REACH, contrast, whites_blacks
 from .noise import sensor_noise
-from .tone import DEFAULT_PIVOT, DEFAULT_STOPS, highlights, shadows
+from .tone import DEFAULT_PIVOT, DEFAULT_STOPS, highlights_shadows
 from .white_balance import REFERENCE_KELVIN, white_balance
 
 Param = float | Tensor
@@ -72,8 +72,8 @@ def low_light(images: Tensor, *, exposure_ev: Param = 0.0, temperature_k: Param 
     x = linear_to_srgb(lin.clamp(0.0, 1.0))
     if contrast_amount is not None:
         x = contrast(x, contrast_amount, stops=contrast_stops, pivot=pivot)
-    x = highlights(x, highlights_amount, stops=highlights_stops, pivot=pivot)
-    x = shadows(x, shadows_amount, stops=shadows_stops, pivot=pivot)
+    x = highlights_shadows(x, highlights_amount, shadows_amount, highlights_stops=highlights_stops,
+                           shadows_stops=shadows_stops, pivot=pivot)
     if whites is not None or blacks is not None:
         x = whites_blacks(x, 0.0 if whites is None else whites, 0.0 if blacks is None else blacks,
                           whites_reach=whites_reach, blacks_reach=blacks_reach)

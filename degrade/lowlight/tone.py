@@ -19,6 +19,10 @@ on Rec. 709 luma ``L``. A pivot ``p`` (mid-grey, default 0.5 = 128/255) splits t
   White stays white; ``h < 0`` pulls bright tones down (Lightroom's highlight recovery),
   ``h > 0`` brightens them.
 
+:func:`highlights_shadows` applies both from one luma computation (the masks do not overlap,
+and neither curve moves a pixel across the pivot, so this equals ``shadows(highlights(x))``
+up to float rounding); the pipeline uses it to save passes over the batch.
+
 Because every channel is scaled by the same factor (towards black or towards white), the
 output luma is exactly the curve applied to ``L`` and hue is kept. With ``k <= 1.6`` stops
 the luma curve is monotonic for every slider value (``L * dm/dL`` is at most 0.89 in size),
@@ -107,3 +111,30 @@ def highlights(image: Tensor, amount: float | Tensor, *, stops: float = DEFAULT_
                          hint="Lightroom's Highlights slider divided by 100")
     m = highlights_mask(image, pivot)
     return 1.0 - (1.0 - image) * torch.exp2(-stops * amount.view(-1, 1, 1, 1) * m)
+
+
+def highlights_shadows(image: Tensor, highlights_amount: float | Tensor, shadows_amount: float | Tensor, *,
+                       highlights_stops: float = DEFAULT_STOPS, shadows_stops: float = DEFAULT_STOPS,
+                       pivot: float = DEFAULT_PIVOT) -> Tensor:
+    """Both controls in one pass: ``rgb * fs + (1 - rgb) * (1 - fh)``, equal to
+    ``shadows(highlights(image, h), s)`` (see module docstring).
+
+    Args:
+        image: ``(B, 3, H, W)`` sRGB-encoded, in [0, 1].
+        highlights_amount, shadows_amount: slider / 100, numbers or ``(B,)`` tensors in [-1, 1].
+        highlights_stops, shadows_stops: strengths in (0, 1.6]; pivot: mid-grey luma.
+
+    Returns:
+        ``(B, 3, H, W)``, unclipped.
+    """
+    _check_settings(highlights_stops, pivot, "highlights")
+    _check_settings(shadows_stops, pivot, "shadows")
+    b = image.shape[0]
+    h = batch_param(highlights_amount, b, "highlights", image, lo=-1.0, hi=1.0,
+                    hint="Lightroom's Highlights slider divided by 100").view(-1, 1, 1, 1)
+    s = batch_param(shadows_amount, b, "shadows", image, lo=-1.0, hi=1.0,
+                    hint="Lightroom's Shadows slider divided by 100").view(-1, 1, 1, 1)
+    lum = luma(image)
+    fs = torch.exp2(shadows_stops * s * _smoothstep((pivot - lum) / pivot))
+    fh = torch.exp2(-highlights_stops * h * _smoothstep((lum - pivot) / (1.0 - pivot)))
+    return torch.addcmul(image * fs, 1.0 - image, 1.0 - fh)

@@ -33,13 +33,16 @@ def white_balance_gains(kelvin: Tensor, tint: Tensor, reference_kelvin: float = 
     """Per-channel linear gains ``(B, 3)`` for Lightroom Temp ``kelvin`` and ``tint`` (both ``(B,)``).
 
     ``gains = white(reference, 0) / white(kelvin, tint)``, normalised to unit luminance.
-    Differentiable in ``kelvin`` and ``tint``. Returned in ``kelvin``'s dtype and device.
+    Differentiable in ``kelvin`` and ``tint``. The ``(B, 3)`` numbers are computed on the CPU in
+    float64 (cheap, identical on every device, and fine where a GPU lacks float64) and returned
+    in ``kelvin``'s dtype and device.
     """
-    ref_t = torch.full_like(kelvin, float(reference_kelvin), dtype=torch.float64)
+    k = kelvin.to("cpu", torch.float64)
+    ref_t = torch.full_like(k, float(reference_kelvin))
     ref = white_rgb(ref_t, torch.zeros_like(ref_t))
-    gains = ref / white_rgb(kelvin, tint)
-    lum = gains @ torch.tensor(REC709, dtype=gains.dtype, device=gains.device)
-    return (gains / lum[:, None]).to(kelvin.dtype)
+    gains = ref / white_rgb(k, tint.to("cpu", torch.float64))
+    lum = gains @ torch.tensor(REC709, dtype=torch.float64)
+    return (gains / lum[:, None]).to(device=kelvin.device, dtype=kelvin.dtype)
 
 
 def white_balance(linear: Tensor, kelvin: float | Tensor, tint: float | Tensor = 0.0,
