@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from degrade.base import Degradation
-from degrade.lowlight import (LowLight, contrast, exposure, highlights, highlights_shadows, jpeg_recompress, linear_to_srgb,
-                              low_light, luma, make_lowlight, planckian_xy, sensor_noise, shadows,
-                              srgb_to_linear, white_balance, white_balance_gains, whites_blacks)
+from degrade.lowlight import (LowLight, contrast, exposure, highlights, highlights_shadows, jpeg_recompress,
+                              linear_to_srgb, low_light, luma, make_lowlight, planckian_xy, sensor_noise,
+                              shadows, srgb_to_linear, white_balance, white_balance_gains, whites_blacks)
 from fercore.errors import ConfigError
 from fercore.seeding import numpy_rng, torch_generator
 from fercore.sources import get_source
@@ -318,4 +318,9 @@ def test_overrides_parse_strings_and_switch_steps():
     p = ll.sample_params(numpy_rng(0, "x"))
     assert -4 <= p["exposure_ev"] <= -3 and 3000 <= p["temperature_k"] <= 5000
     assert ll.settings["shadows_stops"] == 1.2
+    with pytest.raises(ConfigError) as e:
+        make_lowlight("realistic", shot_noise=0)        # Brooks' fit needs log(shot)
+    assert e.value.flag == "shot_noise"
+    quiet = make_lowlight("realistic", shot_noise=0, read_noise=1e-6)
+    assert quiet.sample_params(numpy_rng(0, "x"))["read_noise"] == 1e-6
     assert math.isclose(linear_to_srgb(torch.full((1, 3, 1, 1), 0.5)).mean().item(), 0.7354, abs_tol=1e-3)

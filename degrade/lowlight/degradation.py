@@ -46,8 +46,11 @@ class LowLight(Degradation):
             missing = [n for n, on in zip(NOISE, noise_on) if not on]
             raise ConfigError(f"sensor noise needs {', '.join(NOISE)} together; also set {', '.join(missing)} "
                               "(or switch all three off)", flag=missing[0])
-        if self.ranges["shot_noise"] == "brooks":
-            raise ConfigError("'brooks' is only valid for read_noise", flag="shot_noise")
+        shot = self.ranges["shot_noise"]
+        if self.ranges["read_noise"] == "brooks" and isinstance(shot, Range) and shot.lo <= 0:
+            raise ConfigError(f"got lower bound {shot.lo:g}; read_noise='brooks' derives read noise from "
+                              "log(shot_noise), so shot_noise must be > 0 (or give read_noise a range)",
+                              flag="shot_noise")
         # Check the settings now (the operations validate them) rather than mid-run.
         probe = torch.zeros(1, 3, 2, 2)
         low_light(probe, contrast_amount=0.0, whites=0.0, blacks=0.0, **self._settings_kwargs())
