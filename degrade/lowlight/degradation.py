@@ -1,0 +1,141 @@
+"""``LowLight``: the configured low-light simulator the shared rebuilding runner drives.
+
+>>> ll = make_lowlight("lldif", exposure_ev=(-4, -3))          # override one range
+>>> rows = [ll.sample_params(numpy_rng(0, rec_id, "lowlight")) for rec_id in ids]
+>>> out = ll.apply(images, ll.stack_params(rows, images.device), generators)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from degrade.base import Degradation
+from fercore.errors import ConfigError
+
+from .noise import brooks_read_noise
+from .pipeline import low_light
+from .presets import NOISE, PARAMS, PRESETS, SETTINGS, Range, check_range, parse_range, parse_setting
+
+#: Bumped whenever the maths changes, so cached outputs of an older version are not reused.
+VERSION = 1
+
+# pipeline keyword for each per-image parameter
+_KWARG = {"highlights": "highlights_amount", "shadows": "shadows_amount", "contrast": "contrast_amount"}
+
+
+class LowLight(Degradation):
+    """Lightroom-style low light: exposure, white balance, highlights, shadows (+ optional extras).
+
+    Build with :func:`make_lowlight`. ``ranges`` maps every name in
+    :data:`~.presets.PARAMS` to a :class:`~.presets.Range`, ``"brooks"`` or ``None`` (off);
+    ``settings`` holds the operations' settings (:data:`~.presets.SETTINGS`).
+    """
+
+    kind = "lowlight"
+
+    def __init__(self, preset: str, ranges: dict[str, Range | str | None], settings: dict[str, float]):
+        self.preset = preset
+        self.ranges = {name: check_range(name, ranges.get(name)) for name in PARAMS}
+        self.settings = {name: float(settings.get(name, default)) for name, (default, _) in SETTINGS.items()}
+        noise_on = [self.ranges[n] is not None for n in NOISE]
+        if any(noise_on) and not all(noise_on):
+            missing = [n for n, on in zip(NOISE, noise_on) if not on]
+            raise ConfigError(f"sensor noise needs {', '.join(NOISE)} together; also set {', '.join(missing)} "
+                              "(or switch all three off)", flag=missing[0])
+        shot = self.ranges["shot_noise"]
+        if self.ranges["read_noise"] == "brooks" and isinstance(shot, Range) and shot.lo <= 0:
+            raise ConfigError(f"got lower bound {shot.lo:g}; read_noise='brooks' derives read noise from "
+                              "log(shot_noise), so shot_noise must be > 0 (or give read_noise a range)",
+                              flag="shot_noise")
+        # Check the settings now (the operations validate them) rather than mid-run.
+        probe = torch.zeros(1, 3, 2, 2)
+        low_light(probe, contrast_amount=0.0, whites=0.0, blacks=0.0, **self._settings_kwargs())
+
+    # -- Degradation contract ---------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        ranges = {n: (r.to_json() if isinstance(r, Range) else r) for n, r in self.ranges.items()}
+        return {"kind": self.kind, "version": VERSION, "preset": self.preset,
+                "ranges": ranges, "settings": dict(self.settings)}
+
+    def param_names(self) -> list[str]:
+        return [n for n in PARAMS if self.ranges[n] is not None]
+
+    def sample_params(self, rng: np.random.Generator) -> dict[str, float]:
+        """Draw one image's parameters from ``rng`` alone.
+
+        Always draws one uniform per known parameter and one normal (Brooks' read-noise
+        jitter), whether or not a step is on, so switching a step on or overriding one range
+        never changes the values drawn for the others.
+        """
+        u = rng.random(len(PARAMS))
+        normal = float(rng.standard_normal())
+        out: dict[str, float] = {}
+        for (name, spec), ui in zip(PARAMS.items(), u):
+            r = self.ranges[name]
+            if r is None:
+                continue
+            if r == "brooks":
+                continue  # filled in after shot_noise below
+            out[name] = _rounded(r.draw(float(ui)), spec.digits, spec.lo, spec.hi)
+        if self.ranges["read_noise"] == "brooks":
+            spec = PARAMS["read_noise"]
+            out["read_noise"] = _rounded(brooks_read_noise(out["shot_noise"], normal), None, spec.lo, spec.hi)
+        return {n: out[n] for n in self.param_names()}
+
+    def apply(self, images: Tensor, params: dict[str, Tensor],
+              generators: list[torch.Generator] | None = None) -> Tensor:
+        """Degrade ``(B, 3, H, W)`` sRGB in [0, 1] with per-sample ``(B,)`` parameters.
+
+        Missing optional parameters leave their step off; the five paper controls must be
+        present. ``generators`` (one CPU generator per sample) are needed when noise is on.
+        """
+        unknown = sorted(set(params) - set(PARAMS))
+        if unknown:
+            raise ConfigError(f"unknown parameter(s) {', '.join(unknown)}; expected {', '.join(self.param_names())}",
+                              flag="params")
+        kwargs: dict[str, Any] = {}
+        for name in self.param_names():
+            if name not in params:
+                raise ConfigError(f"missing from params; this {self.preset!r} degradation needs "
+                                  f"{', '.join(self.param_names())}", flag=name)
+            kwargs[_KWARG.get(name, name)] = params[name]
+        return low_light(images, generators=generators, **kwargs, **self._settings_kwargs())
+
+    __call__ = apply
+
+    def _settings_kwargs(self) -> dict[str, float]:
+        return dict(self.settings)
+
+    def __repr__(self) -> str:
+        on = ", ".join(self.param_names())
+        return f"LowLight(preset={self.preset!r}, params=[{on}])"
+
+
+def _rounded(v: float, digits: int | None, lo: float, hi: float) -> float:
+    v = round(v, digits) if digits is not None else float(f"{v:.4g}")
+    return min(max(v, lo), hi)
+
+
+def make_lowlight(preset: str = "lldif", **overrides: Any) -> LowLight:
+    """A :class:`LowLight` from a named preset, with ranges or settings overridden.
+
+    Overrides: a per-image parameter (``exposure_ev=(-4, -3)``, ``"lo:hi[:scale]"``, a number
+    for a fixed value, ``None``/``"off"`` to switch an optional step off, ``"brooks"`` for
+    ``read_noise``) or a setting (``pivot=0.45``). Unknown names and impossible values raise
+    :class:`~fercore.errors.ConfigError` naming them.
+    """
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}", flag="preset")
+    ranges = dict(PRESETS[preset])
+    settings = {name: default for name, (default, _) in SETTINGS.items()}
+    for name, value in overrides.items():
+        if name in SETTINGS:
+            settings[name] = parse_setting(name, value)
+        else:
+            ranges[name] = parse_range(name, value)  # raises on unknown names
+    return LowLight(preset, ranges, settings)
