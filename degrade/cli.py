@@ -38,6 +38,7 @@ class RebuildOptions:
     split: str | None
     on_error: str
     limit: int | None
+    threads: int
 
     def out_dir(self, kind: str, preset: str) -> str:
         """``--out``, or the default ``degraded/<kind>-<preset>-<src>-seed<seed>``."""
@@ -51,11 +52,11 @@ def rebuild_options(fn):
     """Add the shared rebuild options and pass them to the command as ``rebuild=RebuildOptions``.
 
     ``--src/--root/--src-opt`` (default: the embedded sample set), ``--out``, ``--seed``,
-    ``--device``, ``--batch-size``, ``--workers``, ``--shard I/N``, ``--split``,
+    ``--device``, ``--batch-size``, ``--workers``, ``--threads``, ``--shard I/N``, ``--split``,
     ``--on-error skip|stop`` and ``--limit``.
     """
     names = ("src", "root", "src_opts", "out", "seed", "device", "batch_size", "workers", "shard", "split",
-             "on_error", "limit")
+             "on_error", "limit", "threads")
 
     @source_options(default_src="sample")
     @click.option("--out", type=click.Path(file_okay=False), default=None,
@@ -67,7 +68,9 @@ def rebuild_options(fn):
     @click.option("--batch-size", type=int, default=32, show_default=True,
                   help="Images per batch (same size only). Does not change the output.")
     @click.option("--workers", type=int, default=2, show_default=True,
-                  help="Decode/encode threads (0 = none). Does not change the output.")
+                  help="Threads that decode, degrade, encode and write (0 = none). Does not change the output.")
+    @click.option("--threads", type=int, default=1, show_default=True,
+                  help="torch intra-op threads per batch on the CPU; more contend with --workers.")
     @click.option("--shard", default="0/1", show_default=True, metavar="I/N",
                   help="Process shard I of N (by a hash of the image id); run all N into one --out.")
     @click.option("--split", type=click.Choice(["train", "val", "test", "all"]), default="all",
@@ -100,7 +103,7 @@ def run_rebuild(degradation, opts: RebuildOptions, preset: str) -> None:
     out = opts.out_dir(degradation.kind, preset)
     res = rebuild_dataset(degradation, source, out, seed=opts.seed, device=opts.device,
                           batch_size=opts.batch_size, workers=opts.workers, shard=opts.shard,
-                          split=opts.split, on_error=opts.on_error, limit=opts.limit,
+                          split=opts.split, on_error=opts.on_error, limit=opts.limit, threads=opts.threads,
                           command=shlex.join(["fer-degrade", *sys.argv[1:]]))
     c = res.counts
     out_console.print(f"{degradation.kind} -> {res.out}: {c['written']} written, {c['skipped']} already done, "

@@ -216,32 +216,51 @@ def _prefetch(pool: ThreadPoolExecutor | None, source: Source, recs: list[Record
         yield result(*queue.popleft())
 
 
-class _Writer:
-    """Encodes and writes batches in the pool, journals each batch once its files are in place."""
+class _Batches:
+    """Batches in flight: degraded in the pool, then encoded and written there, then journalled.
+
+    Each batch is journalled (in submission order) only once all its files are in place, so
+    the journal never names an image that is not on disk. At most ``max_pending`` batches are
+    in flight (bounded memory).
+    """
 
     def __init__(self, pool: ThreadPoolExecutor | None, out: Path, journal: Journal, result: RebuildResult,
                  on_done, max_pending: int):
         self.pool, self.out, self.journal, self.result = pool, out, journal, result
         self.on_done = on_done
-        self.pending: deque = deque()
+        self.pending: deque = deque()  # [recs, compute future, write futures or None]
         self.max_pending = max_pending
 
-    def submit(self, recs: list[Record], imgs: np.ndarray, rows: list[dict[str, float]]) -> None:
-        if self.pool is None:
-            futs = [_Done(_encode_write(self.out, r, im)) for r, im in zip(recs, imgs)]
-        else:
-            futs = [self.pool.submit(_encode_write, self.out, r, im) for r, im in zip(recs, imgs)]
-        self.pending.append((recs, rows, futs))
+    def _run(self, fn, *args) -> Future | _Done:
+        return _Done(fn, *args) if self.pool is None else self.pool.submit(fn, *args)
+
+    def submit(self, compute, recs: list[Record], *args) -> None:
+        self.pending.append([recs, self._run(compute, recs, *args), None])
+        self._start_writes()
         while len(self.pending) > self.max_pending:
             self._finish(self.pending.popleft())
 
+    def _start_writes(self) -> None:
+        for item in self.pending:
+            if item[2] is None and item[1].done():
+                self._submit_writes(item)
+
+    def _submit_writes(self, item) -> None:
+        recs, fut, _ = item
+        outs, _rows = fut.result()
+        item[2] = [self._run(_encode_write, self.out, r, im) for r, im in zip(recs, outs)]
+
     def _finish(self, item) -> None:
-        recs, rows, futs = item
+        recs, fut, writes = item
+        if writes is None:
+            self._submit_writes(item)
+            writes = item[2]
+        _outs, rows = fut.result()
         entries = []
         error: BaseException | None = None
-        for rec, row, fut in zip(recs, rows, futs):
+        for rec, row, w in zip(recs, rows, writes):
             try:
-                rel, digest = fut.result()
+                rel, digest = w.result()
             except BaseException as exc:  # noqa: BLE001 - journal the others first, then raise
                 error = error or exc
                 continue
@@ -260,14 +279,24 @@ class _Writer:
 
 
 class _Done:
-    def __init__(self, value):
-        self.value = value
+    """A finished 'future' for runs without a pool (``workers=0``)."""
+
+    def __init__(self, fn, *args):
+        try:
+            self.value, self.error = fn(*args), None
+        except BaseException as exc:  # noqa: BLE001 - re-raised by result()
+            self.value, self.error = None, exc
+
+    def done(self) -> bool:
+        return True
 
     def result(self):
+        if self.error is not None:
+            raise self.error
         return self.value
 
 
-def _degrade_batch(degradation: Degradation, recs: list[Record], imgs: list[np.ndarray], seed: int,
+def _degrade_batch(recs: list[Record], degradation: Degradation, imgs: list[np.ndarray], seed: int,
                    device: torch.device) -> tuple[np.ndarray, list[dict[str, float]]]:
     kind = degradation.kind
     rows = [degradation.sample_params(numpy_rng(seed, kind, "params", r.id)) for r in recs]
@@ -286,7 +315,7 @@ def rebuild_dataset(degradation: Degradation, source: Source, out: str | Path, *
                     device: str | torch.device = "cpu", batch_size: int = 32, workers: int = 2,
                     shard: tuple[int, int] | str = (0, 1), split: str | None = None,
                     on_error: str = "stop", command: str | None = None,
-                    limit: int | None = None) -> RebuildResult:
+                    limit: int | None = None, threads: int | None = 1) -> RebuildResult:
     """Write the degraded copy of ``source`` into ``out`` (see the module docstring).
 
     Args:
@@ -296,14 +325,18 @@ def rebuild_dataset(degradation: Degradation, source: Source, out: str | Path, *
         seed: run seed; with the image id it fixes every random draw.
         device: where the maths runs (``cpu``, ``cuda``, ``cuda:1``); noise is drawn on the CPU.
         batch_size: images per batch (same-size images only); does not change any output.
-        workers: decode/encode threads (0: everything in the calling thread); does not change
-            any output.
+        workers: threads that decode, degrade, encode and write (0: everything in the calling
+            thread); does not change any output.
         shard: ``(i, n)`` or ``"i/n"``: process only shard ``i`` of ``n``.
         split: ``train``/``val``/``test`` or ``None`` for all.
         on_error: ``"stop"`` raises at the first unreadable input; ``"skip"`` leaves it out and
             lists it in the run record.
         command: the command line, for the run record (default: ``sys.argv``).
         limit: only the first ``limit`` images (by id) of the selection (before sharding).
+        threads: torch's intra-op threads during a CPU run (restored afterwards; ``None``
+            leaves them). Default 1: the ``workers`` already keep the cores busy with whole
+            batches, and intra-op threads on top of them contend (several times slower on a
+            loaded machine).
 
     Returns:
         A :class:`RebuildResult`; ``complete`` tells whether every shard has finished.
@@ -365,6 +398,11 @@ def rebuild_dataset(degradation: Degradation, source: Source, out: str | Path, *
         else:
             todo.append(rec)
 
+    old_threads = torch.get_num_threads()
+    if threads is not None and dev.type == "cpu":
+        if threads < 1:
+            raise ConfigError(f"must be >= 1, got {threads}", flag="--threads")
+        torch.set_num_threads(threads)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fer-io") if workers > 0 else None
     window = max(2 * batch_size, 4 * max(workers, 1))
     buckets: dict[tuple[int, int], tuple[list[Record], list[np.ndarray]]] = {}
@@ -372,12 +410,12 @@ def rebuild_dataset(degradation: Degradation, source: Source, out: str | Path, *
         with make_progress() as progress:
             task = progress.add_task(f"{degradation.kind} {si}/{sn}", total=len(recs))
             progress.advance(task, len(result.skipped))
-            writer = _Writer(pool, out, journal, result, lambda k: progress.advance(task, k), max_pending=2)
+            writer = _Batches(pool, out, journal, result, lambda k: progress.advance(task, k),
+                              max_pending=max(2, workers + 1))
 
             def flush(key: tuple[int, int]) -> None:
                 brecs, bimgs = buckets.pop(key)
-                outs, rows = _degrade_batch(degradation, brecs, bimgs, seed, dev)
-                writer.submit(brecs, outs, rows)
+                writer.submit(_degrade_batch, brecs, degradation, bimgs, seed, dev)
 
             try:
                 for rec, img, err in _prefetch(pool, source, todo, window):
@@ -402,6 +440,7 @@ def rebuild_dataset(degradation: Degradation, source: Source, out: str | Path, *
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(old_threads)
         _finish_run(out, degradation, ident, (si, sn), result, command, dev, batch_size, workers,
                     expected_ids=[r.id for r in all_recs])
     return result

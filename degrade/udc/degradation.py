@@ -76,6 +76,10 @@ class UDCSettings:
             ``psf_scale`` resizes it to the images' scale.
         spectral, spectral_samples, psf_energy, psf_max_px: see :class:`~degrade.udc.psf.PsfSettings`.
         border: ``reflect`` | ``replicate`` | ``zeros``: the scene beyond the frame.
+        fft_backend: ``auto`` (OpenCV's DFT for the exact 8-bit path on the CPU, ``torch.fft``
+            otherwise), ``torch`` or ``opencv``. Backends agree to ~1e-6 in linear light,
+            which can flip a rare 8-bit code at a rounding tie: use one backend (one device
+            type) for a set that must be byte-identical.
     Per-image ranges:
         transmittance_scale: common factor on the nominal transmittance, uniform.
         transmittance_jitter: per-channel relative jitter (+-), uniform.
@@ -103,6 +107,7 @@ class UDCSettings:
     psf_energy: float = 0.98
     psf_max_px: int = 63
     border: str = "reflect"
+    fft_backend: str = "auto"
     transmittance_scale: tuple[float, float] = (0.85, 1.15)
     transmittance_jitter: float = 0.05
     photons: tuple[float, float] | None = None
@@ -136,6 +141,8 @@ class UDCSettings:
             raise ConfigError("transmittance_jitter must be in [0, 1)", flag="--set transmittance_jitter")
         if self.noise not in ("normal", "poisson", "none"):
             raise ConfigError(f"noise={self.noise!r}; use normal, poisson or none", flag="--noise")
+        if self.fft_backend not in ("auto", "torch", "opencv"):
+            raise ConfigError(f"fft_backend={self.fft_backend!r}; use auto, torch or opencv", flag="--set fft_backend")
         if self.border not in ("reflect", "replicate", "zeros"):
             raise ConfigError(f"border={self.border!r}; use reflect, replicate or zeros", flag="--set border")
         if self.read_noise_e < 0 or self.full_well_e <= 0:
@@ -192,6 +199,7 @@ class UDC(Degradation):
             raise ConfigError("transmittance could exceed 1 with these ranges; lower transmittance_scale",
                               flag="--set transmittance_scale")
         self._otf: dict[tuple[int, int, str], Tensor] = {}
+        self._opencv = ops.OpenCVConvolver(kernel, s.border)
 
     # --------------------------------------------------------------- contract
     def describe(self) -> dict[str, Any]:
@@ -232,7 +240,28 @@ class UDC(Degradation):
 
     def apply_uint8(self, images: Tensor, params: dict[str, Tensor], generators: list[torch.Generator]) -> Tensor:
         """Exact 8-bit path used to rebuild datasets (look-up tables instead of ``pow``)."""
-        return ops.linear_to_srgb8(self.linear(ops.srgb8_to_linear(images), params, generators))
+        backend = self.fft_backend_for(images.device)
+        b, _, h, w = images.shape
+        # Work through a large batch in chunks of ~1M values so the intermediates stay in
+        # cache on the CPU; each image's result does not depend on its chunk.
+        step = b if images.device.type != "cpu" else max(1, (1 << 20) // (3 * h * w))
+        outs = []
+        for i in range(0, b, step):
+            sl = slice(i, i + step)
+            p = {k: v[sl] for k, v in params.items()}
+            lin = self.linear(ops.srgb8_to_linear(images[sl]), p, generators[sl], backend=backend)
+            outs.append(ops.linear_to_srgb8(lin))
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+    def fft_backend_for(self, device: torch.device) -> str:
+        """The convolution backend the 8-bit path uses on ``device`` (see ``fft_backend``)."""
+        b = self.settings.fft_backend
+        if b == "auto":
+            return "opencv" if device.type == "cpu" else "torch"
+        if b == "opencv" and device.type != "cpu":
+            raise ConfigError("fft_backend=opencv runs on the CPU only; use auto or torch with --device cuda",
+                              flag="--set fft_backend")
+        return b
 
     # ------------------------------------------------------------- pipeline
     def otf(self, h: int, w: int, device: torch.device) -> Tensor:
@@ -243,8 +272,13 @@ class UDC(Degradation):
             self._otf[key] = ops.psf_otf(self.psf.to(device), shape)
         return self._otf[key]
 
-    def linear(self, x: Tensor, params: dict[str, Tensor], generators: list[torch.Generator]) -> Tensor:
-        """Linear scene ``(B, 3, H, W)`` -> linear camera output in [0, 1]."""
+    def linear(self, x: Tensor, params: dict[str, Tensor], generators: list[torch.Generator], *,
+               backend: str = "torch") -> Tensor:
+        """Linear scene ``(B, 3, H, W)`` -> linear camera output in [0, 1].
+
+        ``backend="opencv"`` blurs with :class:`~degrade.udc.ops.OpenCVConvolver` (CPU, not
+        differentiable); the default torch path is differentiable and runs on any device.
+        """
         s = self.settings
         b, _, h, w = x.shape
         if len(generators) != b:
@@ -253,7 +287,10 @@ class UDC(Degradation):
             x = ops.flare_boost(x, params["flare_gain"], threshold=s.flare_threshold, blob_px=s.flare_blob_px)
         t = torch.stack([params["trans_r"], params["trans_g"], params["trans_b"]], dim=1)
         x = ops.attenuate(x, t)
-        x = ops.psf_convolve(x, self.psf, border=s.border, otf=self.otf(h, w, x.device))
+        if backend == "opencv":
+            x = self._opencv(x)
+        else:
+            x = ops.psf_convolve(x, self.psf, border=s.border, otf=self.otf(h, w, x.device))
         if s.noise == "normal":
             z = ops.standard_normal(generators, (3, h, w), x.device)
             x = ops.sensor_noise(x, params["photons"], z, read_noise_e=s.read_noise_e, full_well_e=s.full_well_e)
