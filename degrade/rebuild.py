@@ -422,7 +422,7 @@ def rebuild_dataset(degradation: Degradation, source: Source, out: str | Path, *
                     if err is not None:
                         if on_error == "stop":
                             raise ImageReadError(f"{err}; fix or remove it, or pass --on-error skip "
-                                                 "(finished images are kept; re-run to resume)", rec.relpath)
+                                                 "(finished images are kept; re-run to resume)")
                         result.failed.append({"id": rec.id, "path": rec.relpath, "error": err})
                         console.print(f"[yellow]skipped unreadable input:[/] {err}")
                         progress.advance(task)

@@ -157,7 +157,8 @@ def _time_maths(deg, fn, src, n: int, batch: int) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--kind", default="udc", help="degradation kind: degrade.<kind>.make_<kind>, scripts/numpy_<kind>.py")
+    ap.add_argument("--kind", default="udc",
+                    help="degradation kind: degrade.<kind>.make_<kind> and scripts/numpy_<kind>.py")
     ap.add_argument("--preset", default=None, help="first argument of make_<kind> (e.g. toled, poled)")
     ap.add_argument("--images", type=int, default=420, help="images per measurement")
     ap.add_argument("--batch-size", type=int, default=32)
@@ -189,21 +190,22 @@ def main() -> None:
                 best["maths_batched"] = min(best["maths_batched"], mb / min(n, 256) * n)
                 best["maths_numpy"] = min(best["maths_numpy"], mn / min(n, 256) * n)
             ips = {k: n / v for k, v in best.items()}
-            row = {"size": size, "format": args.format, "images": n, "images_per_s": {k: round(v, 1) for k, v in ips.items()},
+            row = {"size": size, "format": args.format, "images": n,
+                   "images_per_s": {k: round(v, 1) for k, v in ips.items()},
                    "full_over_io": round(ips["full"] / ips["io"], 3),
                    "full_over_numpy": round(ips["full"] / ips["numpy"], 2),
                    "maths_batched_over_numpy": round(ips["maths_batched"] / ips["maths_numpy"], 2)}
             results.append(row)
-            print(f"{size}x{size} {args.format}: (a) I/O bound {ips['io']:.0f} img/s | (b) full pipeline {ips['full']:.0f} img/s | "
-                  f"(c) per-image NumPy {ips['numpy']:.0f} img/s")
+            print(f"{size}x{size} {args.format}: (a) I/O bound {ips['io']:.0f} img/s | "
+                  f"(b) full pipeline {ips['full']:.0f} img/s | (c) per-image NumPy {ips['numpy']:.0f} img/s")
             print(f"    b/a = {row['full_over_io']:.2f} (target >= 0.7)   b/c = {row['full_over_numpy']:.1f}x "
                   f"(target >= 5)   maths alone: batched {ips['maths_batched']:.0f} img/s vs NumPy "
                   f"{ips['maths_numpy']:.0f} img/s ({row['maths_batched_over_numpy']:.1f}x, one thread each)")
     meta = {"kind": args.kind, "preset": args.preset, "batch_size": args.batch_size, "workers": args.workers,
-            "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(), "torch": torch.__version__,
+            "runner_torch_threads": 1, "cpus": os.cpu_count(), "torch": torch.__version__,
             "degradation": deg.describe().get("preset", None), "results": results}
     print(f"kind={args.kind} preset={meta['degradation']} batch={args.batch_size} workers={args.workers} "
-          f"torch threads={meta['torch_threads']} cpus={meta['cpus']}")
+          f"(runner: 1 torch thread per batch) cpus={meta['cpus']} torch={torch.__version__}")
     if args.json:
         Path(args.json).write_text(json.dumps(meta, indent=2) + "\n")
 

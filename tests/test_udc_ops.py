@@ -198,3 +198,21 @@ def test_numpy_reference_agrees(tmp_path):
     ref = mod.degrade_one(img, {k: float(v[0]) for k, v in params.items()}, np.random.default_rng(0),
                           psf=udc.psf_np, settings=udc.settings)
     assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_cpu_fast_paths_match_the_torch_paths(sample_like):
+    """OpenCV DFT vs torch.fft, NumPy vs torch table look-ups: the same maths."""
+    cv = make_udc("toled")
+    tt = make_udc("toled", fft_backend="torch")
+    ids = [f"i{k}" for k in range(4)]
+    pa, ga = _batch(cv, ids)
+    pb, gb = _batch(tt, ids)
+    a, b = cv.apply_uint8(sample_like, pa, ga), tt.apply_uint8(sample_like, pb, gb)
+    assert (a.int() - b.int()).abs().max() <= 1 and (a != b).float().mean() < 1e-3
+    x = torch.rand(2, 3, 40, 40) * 1.1 - 0.05
+    assert torch.equal(ops.linear_to_srgb8(x), ops.linear_to_srgb8(x.clone().requires_grad_()))
+    codes = sample_like
+    lut = ops._srgb8_lut("cpu")
+    assert torch.equal(ops.srgb8_to_linear(codes), lut[codes.long()])
+    assert torch.equal(ops.srgb8_to_linear(codes.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)),
+                       lut[codes.long()])

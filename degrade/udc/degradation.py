@@ -10,24 +10,17 @@ Image formation, in linear light (each step is a function in :mod:`degrade.udc.o
     x    = camera_gain(x, exposure / mean(t))          # the camera brightens it again (noise too)
     out  = linear_to_srgb8(x)                          # sRGB, 8 bits
 
-Per-image parameters (manifest columns) and their default ranges:
+Per-image parameters (the manifest's columns) and their default ranges:
 
-=============  =======================================  ============================================
-name           drawn as                                 why
-=============  =======================================  ============================================
-trans_r/g/b    nominal_c x U(0.85, 1.15) x U(0.95,1.05)  panel-to-panel and viewing-angle variation
-               (common scale x per-channel jitter)       of the transmittance (Zhou et al.: ~20 %
-                                                         T-OLED, ~2.9 % P-OLED) and of its cast
-photons        log-uniform, toled 1.5e3..5e4,            electrons of a white pixel without the
-               poled 1e4..2e5                            panel; after the panel T-OLED keeps ~300..
-                                                         10,000, the CMU UPC range for SNR 24..40
-                                                         dB; P-OLED captures (longer exposure) keep
-                                                         ~270..5,400: noisier, as real ones are
-exposure       U(0.60, 0.95) toled, U(0.45, 0.85) poled  output brightness / clean brightness: the
-                                                         camera's gain does not fully restore the
-                                                         lost light (UDC captures look darker)
-flare_gain     log-uniform 8..100 (only with flare)      DISCNet's boost of clipped blobs
-=============  =======================================  ============================================
+* ``trans_r``, ``trans_g``, ``trans_b`` -- nominal transmittance x U(0.85, 1.15) (common) x
+  U(0.95, 1.05) (per channel): panel-to-panel and viewing-angle variation of the brightness
+  loss (Zhou et al. 2021: ~20 % T-OLED, ~2.9 % P-OLED) and of its colour cast.
+* ``photons`` -- log-uniform, ``toled`` 1.5e3..5e4, ``poled`` 1e4..2e5: electrons of a white
+  pixel without the panel. Behind a T-OLED ~300..10,000 remain (the CMU UPC photon levels, SNR
+  24..40 dB); P-OLED captures, exposed longer, keep ~270..5,400 -- noisier, as real ones are.
+* ``exposure`` -- U(0.60, 0.95) ``toled``, U(0.45, 0.85) ``poled``: output over clean
+  brightness; the camera's gain does not restore all the lost light (UDC captures look darker).
+* ``flare_gain`` -- log-uniform 8..100, only with ``flare``: DISCNet's boost of clipped blobs.
 """
 
 from __future__ import annotations
