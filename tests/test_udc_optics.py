@@ -148,3 +148,16 @@ def test_measured_psf_file(tmp_path):
         load_psf_file(tmp_path / "bad.npy")
     with pytest.raises(ConfigError, match="not found"):
         load_psf_file(tmp_path / "missing.npy")
+
+
+def test_semi_transparent_closed_areas_strengthen_the_core():
+    """Light through the closed areas raises the zero order: (mean amplitude)^2 / mean T."""
+    from dataclasses import replace
+
+    s = PsfSettings(max_px=31, energy=1.0)
+    base = compute_display_psf(PRESETS["toled"], s)
+    semi_d = replace(PRESETS["toled"], opaque_transmittance=0.1)
+    semi = compute_display_psf(semi_d, s)
+    m = 15
+    assert semi[1, m, m] > 2 * base[1, m, m]
+    assert semi_d.open_fraction == pytest.approx(0.2072 + 0.7928 * 0.1, abs=0.002)

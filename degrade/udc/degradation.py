@@ -65,6 +65,8 @@ class UDCSettings:
         pitch_um, pixel_um, aperture_mm, focal_mm: cell pitch, sensor size of one image pixel,
             lens aperture diameter and focal length.
         material_transmittance: R, G, B transmittance of the panel's open areas' material.
+        opaque_transmittance: intensity transmittance of the cell's closed areas (0 = opaque;
+            a transparent OLED's emitters let some light through).
         psf: measured PSF (``H x W x 3`` ``.npy``) used instead of the computed one;
             ``psf_scale`` resizes it to the images' scale.
         spectral, spectral_samples, psf_energy, psf_max_px: see :class:`~degrade.udc.psf.PsfSettings`.
@@ -93,6 +95,7 @@ class UDCSettings:
     aperture_mm: float | None = None
     focal_mm: float | None = None
     material_transmittance: tuple[float, float, float] | None = None
+    opaque_transmittance: float | None = None
     psf: str | None = None
     psf_scale: float = 1.0
     spectral: str = "peak"
@@ -146,6 +149,8 @@ class UDCSettings:
             v = getattr(self, name)
             if v is not None and not v > 0:
                 raise ConfigError(f"{name} must be > 0, got {v}", flag=f"--set {name}")
+        if self.opaque_transmittance is not None and not 0 <= self.opaque_transmittance < 1:
+            raise ConfigError("opaque_transmittance must be in [0, 1)", flag="--set opaque_transmittance")
         mt = self.material_transmittance
         if mt is not None and (len(mt) != 3 or not all(0 < m <= 1 for m in mt)):
             raise ConfigError("material_transmittance must be three values in (0, 1]",
@@ -167,6 +172,8 @@ def build_display(s: UDCSettings) -> Display:
             over[name] = float(getattr(s, name))
     if s.material_transmittance is not None:
         over["material_transmittance"] = tuple(float(m) for m in s.material_transmittance)
+    if s.opaque_transmittance is not None:
+        over["opaque_transmittance"] = float(s.opaque_transmittance)
     return dataclasses.replace(base, **over) if over else base
 
 

@@ -57,6 +57,7 @@ class Display:
     focal_mm: float = 10.0
     pixel_um: float = 8.0
     material_transmittance: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    opaque_transmittance: float = 0.0
     reference: str = ""
     _mask: np.ndarray | None = field(default=None, repr=False, compare=False)
 
@@ -73,7 +74,17 @@ class Display:
         return d
 
     def cell_bitmap(self) -> np.ndarray:
-        """The unit cell as a float64 ``(h, w)`` intensity transmittance in [0, 1]."""
+        """The unit cell as a float64 ``(h, w)`` intensity transmittance in [0, 1].
+
+        ``opaque_transmittance`` lets light through the closed areas too (a transparent OLED's
+        emitters are partly transparent): ``T = open + (1 - open) * opaque_transmittance``.
+        """
+        t = self._open_bitmap()
+        if self.opaque_transmittance:
+            t = t + (1.0 - t) * self.opaque_transmittance
+        return t
+
+    def _open_bitmap(self) -> np.ndarray:
         if self.cell == "mask":
             if self._mask is None:
                 raise ValueError("mask display without its bitmap; build it with load_display_mask")
