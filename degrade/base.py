@@ -14,6 +14,10 @@ Rules every implementation follows:
   (drawn on the CPU, then moved to the device, so the numbers do not depend on the device).
 * Images are ``(B, 3, H, W)`` float tensors, sRGB in [0, 1]; the output has the same shape and
   range. Quantisation to 8 bits is done by the runner.
+* The runner calls :meth:`apply_uint8` (8-bit codes in, 8-bit codes out). Its default wraps
+  :meth:`apply` (``/ 255``, then ``round(255 * y)``); a degradation may override it with an
+  exact integer path (e.g. look-up tables instead of ``pow``) so its bytes cannot depend on
+  the batch it was computed in. (Added for the UDC simulator; backwards compatible.)
 """
 
 from __future__ import annotations
@@ -52,6 +56,15 @@ class Degradation(ABC):
         ``params[name]`` is a ``(B,)`` tensor on the images' device; ``generators[i]`` is the
         CPU generator for sample ``i``'s noise.
         """
+
+    def apply_uint8(self, images: Tensor, params: dict[str, Tensor],
+                    generators: list[torch.Generator]) -> Tensor:
+        """Degrade 8-bit images: ``(B, 3, H, W)`` uint8 sRGB -> uint8 of the same shape.
+
+        Default: ``round(255 * apply(images / 255))``. The runner writes what this returns.
+        """
+        y = self.apply(images.to(torch.float32) / 255.0, params, generators)
+        return torch.round(y.clamp(0.0, 1.0) * 255.0).to(torch.uint8)
 
     def stack_params(self, rows: list[dict[str, float]], device: torch.device | str) -> dict[str, Tensor]:
         """Per-image parameter dicts -> dict of ``(B,)`` float32 tensors on ``device``."""
