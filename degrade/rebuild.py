@@ -5,7 +5,9 @@ loader reads like the original, and makes it exactly reproducible:
 
 * **Layout.** Each image goes to ``out/<record.relpath>`` (same names, same extension; JPEG at
   quality :data:`JPEG_QUALITY`, PNG losslessly), images keep their size, and the source's label
-  files are copied (:meth:`~fercore.sources.base.Source.mirror_labels`).
+  files are mirrored, listing exactly the images in the manifest
+  (:meth:`~fercore.sources.base.Source.mirror_labels`), so a partial copy (``--split``,
+  ``--limit``, skipped inputs, an interrupted run) is always readable.
 * **Determinism.** Image ``id``'s parameters come from
   ``numpy_rng(seed, kind, "params", id)`` and its noise from
   ``torch_generator(seed, kind, "noise", id)`` (CPU), so an output depends on (seed, id,
@@ -384,7 +386,6 @@ def rebuild_dataset(degradation: Degradation, source: Source, out: str | Path, *
     missing_rel = [r.id for r in recs if not r.relpath]
     if missing_rel:
         raise DataError(f"records without a relative path (e.g. {missing_rel[0]}); cannot mirror", source.root)
-    source.mirror_labels(out)
 
     result = RebuildResult(out=out, selected=len(recs))
     journal = Journal(out / STATE_DIR / f"journal-{si}-of-{sn}.jsonl")
@@ -442,14 +443,16 @@ def rebuild_dataset(degradation: Degradation, source: Source, out: str | Path, *
             pool.shutdown(wait=True, cancel_futures=True)
         torch.set_num_threads(old_threads)
         _finish_run(out, degradation, ident, (si, sn), result, command, dev, batch_size, workers,
-                    expected_ids=[r.id for r in all_recs])
+                    expected_ids=[r.id for r in all_recs], source=source)
     return result
 
 
 def _finish_run(out: Path, degradation: Degradation, ident: dict[str, Any], shard: tuple[int, int],
                 result: RebuildResult, command: str | None, device: torch.device, batch_size: int,
-                workers: int, expected_ids: list[str]) -> None:
-    """Rebuild manifest.csv from every journal and update the run record (under the lock)."""
+                workers: int, expected_ids: list[str], source: Source) -> None:
+    """Rebuild manifest.csv from every journal, write the label files for the images it holds
+    (so the copy is readable at every stage: its labels name only images that exist) and
+    update the run record (under the lock)."""
     with _locked(out):
         entries = _all_entries(out)
         expected = set(expected_ids)
@@ -464,6 +467,7 @@ def _finish_run(out: Path, degradation: Degradation, ident: dict[str, Any], shar
             rows.append(row)
         columns = [*FIXED_COLUMNS, *degradation.param_names(), "sha256"]
         write_manifest(out / MANIFEST, rows, columns)
+        source.mirror_labels(out, ids={r["id"] for r in rows})
         result.complete = len(rows) == len(expected)
         record = _read_json(out / RUN_RECORD) or {"toolkit": "fer-degraded-toolkit", "identity": ident, "shards": {}}
         record.setdefault("shards", {})[f"{shard[0]}/{shard[1]}"] = {

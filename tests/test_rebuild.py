@@ -211,3 +211,17 @@ def test_cuda_request_without_cuda_is_a_clear_error(monkeypatch):
         resolve_device("cuda")
     with pytest.raises(ConfigError, match="--device"):
         resolve_device("tpu")
+
+
+def test_partial_copies_list_only_their_images(udc, rafdb_tree, ferplus_tree, tmp_path):
+    """--split / --limit copies stay readable: their label files name only images that exist."""
+    for name, root in (("rafdb", rafdb_tree), ("ferplus", ferplus_tree)):
+        src = get_source(name, root)
+        out = tmp_path / name
+        res = rebuild_dataset(udc, src, out, workers=0, split="test")
+        assert res.complete
+        copy = get_source(name, out)
+        assert [r.id for r in copy.records()] == [r.id for r in src.records("test")]
+    # FERPlus keeps its row order (row index = image index): names of the others are blanked
+    lines = (tmp_path / "ferplus" / "fer2013new.csv").read_text().splitlines()
+    assert len(lines) == len((ferplus_tree / "fer2013new.csv").read_text().splitlines())

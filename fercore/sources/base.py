@@ -228,16 +228,29 @@ class Source(ABC):
             raise ImageReadError("record has neither a path nor pixels", rec.id)
         return read_image(rec.path)
 
-    def mirror_labels(self, out_root: str | Path) -> list[str]:
-        """Copy the label files into ``out_root`` at the same relative paths (atomically)."""
+    def mirror_labels(self, out_root: str | Path, ids: set[str] | None = None) -> list[str]:
+        """Write the label files into ``out_root`` at the same relative paths (atomically).
+
+        With ``ids``, the files list only those items (a partial or interrupted copy stays
+        readable: every image its labels name exists); without, they are copied verbatim.
+        """
         from ..atomic import atomic_write_bytes
 
         written = []
         for rel in self.label_files():
-            src = self.root / rel
-            atomic_write_bytes(Path(out_root) / rel, src.read_bytes())
+            data = (self.root / rel).read_bytes()
+            if ids is not None:
+                data = self.filter_label_file(rel, data, ids)
+            atomic_write_bytes(Path(out_root) / rel, data, fsync=False)
             written.append(rel)
         return written
+
+    def filter_label_file(self, rel: str, data: bytes, ids: set[str]) -> bytes:
+        """``data`` of label file ``rel`` restricted to the items in ``ids``.
+
+        Sources with label files override this; the default keeps a file unchanged.
+        """
+        return data
 
     def counts(self, records: list[Record] | None = None) -> dict[str, dict[str, int]]:
         """Images per split and class name."""

@@ -82,6 +82,19 @@ class FERPlus(Source):
     def expected_counts(self) -> dict[str, dict[str, Any]] | None:
         return None  # per-class counts after the majority rule are not published
 
+    def filter_label_file(self, rel: str, data: bytes, ids: set[str]) -> bytes:
+        """Keep every row (row order is the image index) but blank the name of the records not in
+        ``ids``, the way FER+ marks its 173 unusable rows; a full copy's file is unchanged."""
+        dropped = {r.id for r in self.records()} - ids
+        lines = data.decode("utf-8", errors="replace").splitlines(keepends=True)
+        out = lines[:1]
+        for line in lines[1:]:
+            parts = line.split(",", 2)
+            if len(parts) == 3 and parts[1].strip().rsplit(".", 1)[0] in dropped:
+                line = f"{parts[0]},,{parts[2]}"
+            out.append(line)
+        return "".join(out).encode()
+
     def output_folder(self, usage: str) -> str:
         return USAGE_FOLDER[usage]
 

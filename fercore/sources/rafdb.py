@@ -45,6 +45,10 @@ class RafDB(Source):
     def expected_counts(self) -> dict[str, dict[str, Any]]:
         return self.manifest["splits"]
 
+    def filter_label_file(self, rel: str, data: bytes, ids: set[str]) -> bytes:
+        lines = data.decode("utf-8", errors="replace").splitlines(keepends=True)
+        return "".join(ln for ln in lines if ln.split() and ln.split()[0].rsplit(".", 1)[0] in ids).encode()
+
     def _scan(self, issues: Issues) -> list[Record]:
         label_path = self.root / LABEL_FILE
         image_dir = self.root / IMAGE_DIR

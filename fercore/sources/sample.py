@@ -49,6 +49,12 @@ class Sample(Source):
     def expected_counts(self) -> dict[str, dict[str, Any]]:
         return self.manifest["splits"]
 
+    def filter_label_file(self, rel: str, data: bytes, ids: set[str]) -> bytes:
+        if not rel.endswith(".csv"):
+            return data
+        lines = data.decode("utf-8").splitlines(keepends=True)
+        return "".join([lines[0]] + [ln for ln in lines[1:] if ln.split(",", 1)[0] in ids]).encode()
+
     def _scan(self, issues: Issues) -> list[Record]:
         path = self.root / LABELS
         if not path.is_file():
