@@ -324,3 +324,23 @@ def test_overrides_parse_strings_and_switch_steps():
     quiet = make_lowlight("realistic", shot_noise=0, read_noise=1e-6)
     assert quiet.sample_params(numpy_rng(0, "x"))["read_noise"] == 1e-6
     assert math.isclose(linear_to_srgb(torch.full((1, 3, 1, 1), 0.5)).mean().item(), 0.7354, abs_tol=1e-3)
+
+
+def test_8bit_path_matches_float_path_and_ignores_the_batch_at_odd_sizes():
+    """The runner's apply_uint8: same bytes as apply() and as any other batching, even for image
+    sizes whose planes do not fill whole SIMD vectors (where torch's vector and scalar pow/exp2
+    differ in the last bit)."""
+    from fercore.seeding import numpy_rng
+
+    x = (torch.rand(9, 3, 37, 23, generator=torch.Generator().manual_seed(0)) * 255).round().to(torch.uint8)
+    for preset, extra in (("lldif", {}), ("realistic", {"jpeg_quality": "off"})):
+        ll = make_lowlight(preset, **extra)
+        p = ll.stack_params([ll.sample_params(numpy_rng(1, i, "ll")) for i in range(9)], "cpu")
+        gens = lambda: [torch_generator(1, i, "noise") for i in range(9)]  # noqa: E731
+        whole = ll.apply_uint8(x, p, gens())
+        g = gens()
+        parts = torch.cat([ll.apply_uint8(x[i:i + 7], {k: v[i:i + 7] for k, v in p.items()}, g[i:i + 7])
+                           for i in (0, 7)])
+        assert torch.equal(whole, parts), preset
+        ref = torch.round(ll.apply(x.float() / 255, p, gens()).clamp(0, 1) * 255).to(torch.uint8)
+        assert torch.equal(whole, ref), preset

@@ -108,6 +108,46 @@ class LowLight(Degradation):
 
     __call__ = apply
 
+    def apply_uint8(self, images: Tensor, params: dict[str, Tensor],
+                    generators: list[torch.Generator] | None = None) -> Tensor:
+        """The runner's 8-bit path: ``(B, 3, H, W)`` uint8 sRGB -> uint8.
+
+        An image's bytes must not depend on the batch it was computed in, and torch's
+        vectorised ``pow``/``exp2`` differ from their scalar tails in the last bit, so every
+        per-pixel step runs on one image at a time. Without sensor noise the colour stage
+        (sRGB decode, white balance, exposure, clip, encode) maps each channel's 256 codes
+        independently: it runs as a 3 x 256 look-up table per image (computed for the batch at
+        once with the same functions as :meth:`apply`; each image's 768 entries fill whole
+        vectors, so they cannot depend on the batch either), then the tone controls run on
+        the looked-up values. With noise, the float path runs per image.
+        """
+        if images.dtype != torch.uint8:
+            raise ConfigError(f"expected uint8 images, got {images.dtype}; use apply() for float input",
+                              flag="images")
+        b = images.shape[0]
+        noise = self.ranges["shot_noise"] is not None
+        s = self._settings_kwargs()
+        colour_keys = [k for k in ("exposure_ev", "temperature_k", "tint") if k in params]
+        if not noise:
+            codes = torch.arange(256, dtype=torch.float32, device=images.device).div_(255.0)
+            codes = codes.expand(b, 3, 1, 256).contiguous()
+            luts = low_light(codes, **{k: params[k] for k in colour_keys},
+                             reference_kelvin=s["reference_kelvin"])[:, :, 0, :]
+            tone_settings = {k: v for k, v in s.items() if k != "reference_kelvin"}
+        outs = []
+        for i in range(b):
+            p = {k: v[i:i + 1] for k, v in params.items()}
+            if noise:
+                y = self.apply(images[i:i + 1].to(torch.float32) / 255.0, p,
+                               None if generators is None else generators[i:i + 1])
+            else:
+                idx = images[i].long()
+                x = torch.stack([luts[i, c][idx[c]] for c in range(3)]).unsqueeze(0)
+                kwargs = {_KWARG.get(n, n): p[n] for n in self.param_names() if n not in colour_keys}
+                y = low_light(x, **kwargs, **tone_settings, colour_stage=False)
+            outs.append(torch.round(y.clamp(0.0, 1.0) * 255.0).to(torch.uint8))
+        return torch.cat(outs) if len(outs) > 1 else outs[0]
+
     def _settings_kwargs(self) -> dict[str, float]:
         return dict(self.settings)
 

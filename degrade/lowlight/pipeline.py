@@ -40,7 +40,7 @@ def low_light(images: Tensor, *, exposure_ev: Param = 0.0, temperature_k: Param 
               pivot: float = DEFAULT_PIVOT, highlights_stops: float = DEFAULT_STOPS,
               shadows_stops: float = DEFAULT_STOPS, contrast_stops: float = DEFAULT_CONTRAST_STOPS,
               whites_reach: float = DEFAULT_WHITES_REACH, blacks_reach: float = DEFAULT_BLACKS_REACH,
-              reference_kelvin: float = REFERENCE_KELVIN) -> Tensor:
+              reference_kelvin: float = REFERENCE_KELVIN, colour_stage: bool = True) -> Tensor:
     """Darken and re-colour a batch like a Lightroom low-light edit.
 
     Args:
@@ -53,6 +53,8 @@ def low_light(images: Tensor, *, exposure_ev: Param = 0.0, temperature_k: Param 
         jpeg_quality: re-compress at this quality (1..100) when given (not differentiable).
         generators: one CPU ``torch.Generator`` per sample (noise only).
         pivot, *_stops, *_reach, reference_kelvin: settings of the individual operations.
+        colour_stage: ``False`` skips everything up to the sRGB re-encoding (the input is then
+            taken as already white-balanced and exposed; the 8-bit look-up path uses this).
 
     Every parameter is a number (whole batch) or a ``(B,)`` tensor (per sample).
 
@@ -61,15 +63,18 @@ def low_light(images: Tensor, *, exposure_ev: Param = 0.0, temperature_k: Param 
         every continuous parameter except through the JPEG step (straight-through there).
     """
     check_images(images)
-    lin = srgb_to_linear(images)
-    lin = white_balance(lin, temperature_k, tint, reference_kelvin)
-    lin = exposure(lin, exposure_ev)
-    if shot_noise is not None:
-        if read_noise is None or generators is None:
-            raise ConfigError("sensor noise needs read_noise and one generator per sample as well as "
-                              "shot_noise", flag="read_noise" if read_noise is None else "generators")
-        lin = sensor_noise(lin, shot_noise, read_noise, camera_gain, generators)
-    x = linear_to_srgb(lin.clamp(0.0, 1.0))
+    if colour_stage:
+        lin = srgb_to_linear(images)
+        lin = white_balance(lin, temperature_k, tint, reference_kelvin)
+        lin = exposure(lin, exposure_ev)
+        if shot_noise is not None:
+            if read_noise is None or generators is None:
+                raise ConfigError("sensor noise needs read_noise and one generator per sample as well as "
+                                  "shot_noise", flag="read_noise" if read_noise is None else "generators")
+            lin = sensor_noise(lin, shot_noise, read_noise, camera_gain, generators)
+        x = linear_to_srgb(lin.clamp(0.0, 1.0))
+    else:
+        x = images
     if contrast_amount is not None:
         x = contrast(x, contrast_amount, stops=contrast_stops, pivot=pivot)
     x = highlights_shadows(x, highlights_amount, shadows_amount, highlights_stops=highlights_stops,
