@@ -10,7 +10,7 @@ open and this command fixes:
 * FERPlus: ``test=public+private`` (the papers' 28,709 / 7,178 split) unless ``--src-opt``
   says otherwise;
 * T study: LRDif's Fig. 6 on UDC-RAF-DB (its ablation set), LLDif's Fig. 8 on LL-KDEF, at T in
-  ``1,2,4,8,16,32``, the paper's own variant.
+  ``1,2,4,8,16,32``, the method's default variant (the paper's own).
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from fercore.progress import console
 
 from .datasets import DataSettings, resolve_datasets, split_list
 from .specs import MethodSpec, RecipeOverrides, parse_methods
-from .tables import get_table, stand_in_name
+from .tables import PAPER_METHODS, get_table, stand_in_name
 
-TSTUDY = {"lrdif": ("lrdif", "udc-rafdb", "lrdif-table5"), "lldif": ("lldif", "ll-kdef", "lldif-table5")}
+#: paper -> (its method's row name, the T study's dataset, the table written with it)
+TSTUDY = {"lrdif": ("LRDif", "udc-rafdb", "lrdif-table5"), "lldif": ("LLDif", "ll-kdef", "lldif-table5")}
 
 
 def _choose_variant(method: str, variants: tuple[str | None, ...]) -> str | None:
@@ -49,7 +50,8 @@ def reproduce_jobs(target: str, paper: str, dsettings: DataSettings, seeds: list
         dsettings.src_opts["ferplus"] = {"test": "public+private"}
     installed = set(list_models())
     if target == "tstudy":
-        method, default_ds, table_key = TSTUDY[paper]
+        row, default_ds, table_key = TSTUDY[paper]
+        method = PAPER_METHODS[row]
         if method not in installed:
             raise ConfigError(f"the T study needs {method}, which is not installed", flag="TARGET")
         names = split_list(datasets) or [default_ds]

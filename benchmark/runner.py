@@ -26,6 +26,7 @@ checkpoint and continues to the same bits as an uninterrupted run on the same de
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -188,6 +189,8 @@ class JobRunner:
         self.job, self.settings, self.info = job, settings, info
         self.seed = job.seed
         self.device = resolve_device(settings.device, info)
+        if self.device.type == "cuda":  # deterministic cuBLAS (seed_everything asks for determinism)
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         self.dir = job.run_dir(settings)
         self.hash = job.hash(settings)
         self.bar = _Progress(progress if info.is_writer else None)

@@ -24,15 +24,17 @@ class BenchTest(FERModel):
     stages = ("s1", "s2")
 
     def __init__(self, num_classes: int = 7, width: int = 8, relabel_margin: float = 0.2,
-                 use_landmarks: bool = False, noise: float = 0.1, T: int = 4):
+                 use_landmarks: bool = False, noise: float = 0.1, T: int = 4, batchnorm: bool = True,
+                 dropout: float = 0.3):
         super().__init__(num_classes)
         self.norm = Normalize()
-        self.body = nn.Sequential(nn.Conv2d(3, width, 3, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
-                                  nn.Conv2d(width, 2 * width, 3, 2, 1), nn.BatchNorm2d(2 * width), nn.ReLU())
+        bn = nn.BatchNorm2d if batchnorm else (lambda c: nn.Identity())
+        self.body = nn.Sequential(nn.Conv2d(3, width, 3, 2, 1), bn(width), nn.ReLU(),
+                                  nn.Conv2d(width, 2 * width, 3, 2, 1), bn(2 * width), nn.ReLU())
         extra = 2 if use_landmarks else 0
         self.head = nn.Linear(2 * width + extra, num_classes)
         self.refine = nn.Linear(2 * width + extra, 2 * width + extra)
-        self.drop = nn.Dropout(0.3)
+        self.drop = nn.Dropout(dropout)
         self.relabel_margin = relabel_margin
         self.noise = noise
         self.T = T
@@ -99,7 +101,8 @@ def registered():
     recipe = Recipe(optimizer="adam", lr=3e-3, weight_decay=1e-4, schedule="cosine", epochs=2, batch_size=32,
                     input_size=32, augment=("hflip", "crop", "color", "erase"), stage_epochs={"s1": 2, "s2": 1})
     register_model(NAME, recipe=recipe, presets={"paper": {"width": 16}, "tiny": {"width": 8}},
-                   default_preset="paper", variants={"V1": {"noise": 0.0}, "S1": {"relabel_margin": 2.0}})(BenchTest)
+                   default_preset="paper", variants={"V1": {"noise": 0.0}, "S1": {"relabel_margin": 2.0}, "S2-V1": {"noise": 0.0},
+                             "S2-V2": {"noise": 0.05}, "S2-V3": {}, "S2-V4": {"noise": 0.2}})(BenchTest)
     register_model("broken", recipe=Recipe(epochs=1, batch_size=32, input_size=32),
                    presets={"paper": {}, "tiny": {}})(Broken)
     try:

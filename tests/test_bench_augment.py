@@ -76,6 +76,22 @@ def test_color_jitter_and_erase_values():
     assert torch.allclose(half[0], x[0] * 0.5, atol=1e-6) and torch.allclose(half[1], x[1], atol=1e-6)
     grey = color_jitter(x, one, one, zero, zero)
     assert torch.allclose(grey[:, 0], grey[:, 1], atol=1e-5) and torch.allclose(grey[:, 1], grey[:, 2], atol=1e-5)
+    # contrast and saturation are torchvision's; hue rotation keeps grey grey and r+g+b fixed
+    from fercore.compat import import_torchvision
+
+    import_torchvision()
+    import torchvision.transforms.functional as TF
+
+    c, s = torch.tensor([0.7, 1.3]), torch.tensor([1.25, 0.4])
+    assert torch.allclose(color_jitter(x, one, c, one, zero),
+                          torch.stack([TF.adjust_contrast(x[i], float(c[i])) for i in range(2)]), atol=1e-4)
+    assert torch.allclose(color_jitter(x, one, one, s, zero),
+                          torch.stack([TF.adjust_saturation(x[i], float(s[i])) for i in range(2)]), atol=1e-4)
+    g = torch.full((2, 3, 4, 4), 0.4)
+    assert torch.allclose(color_jitter(g, one, one, one, torch.tensor([0.3, -0.1])), g, atol=1e-6)
+    mid = 0.3 + 0.4 * x  # away from 0 and 1, where nothing clips
+    hued = color_jitter(mid, one, one, one, torch.tensor([0.1, 0.05]))
+    assert torch.allclose(hued.sum(1), mid.sum(1), atol=1e-5) and not torch.allclose(hued, mid, atol=1e-3)
     out = erase(x, torch.tensor([1.0, 0.0]), torch.tensor([0.25, 0.25]), torch.tensor([0.5, 0.5]),
                 torch.tensor([0.5, 0.5]), torch.tensor([0.25, 0.25]))
     region = out[0, :, 4:6, 2:6]

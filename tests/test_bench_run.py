@@ -250,3 +250,28 @@ def test_bad_input_gets_a_clear_error(args, needle, tmp_path):
     res = CliRunner().invoke(main, full)
     assert res.exit_code == 2, res.output
     assert needle in " ".join(res.output.split())
+
+
+def test_reproduce_runs_what_a_table_needs(bench_models, dark_root, tmp_path, monkeypatch):
+    """`reproduce table5` on stand-in data with a stand-in method: one job per printed row, each
+    with the row's variant; the T study trains one configuration per T and plots them."""
+    import benchmark.tables as tables
+
+    monkeypatch.setitem(tables.PAPER_METHODS, "LRDif", "benchtest")
+    monkeypatch.setitem(tables.OWN_VARIANT, "benchtest", ["S2-V3", "V3"])
+    common = ["--stand-in", "sample", "--data", f"udc-sample={dark_root}", "--seeds", "0", "--epochs", "1",
+              "--out", str(tmp_path), *TINY]
+    invoke(["reproduce", "table5", "--paper", "lrdif", "--no-report", *common])
+    invoke(["tables", "--runs", str(tmp_path), "--table", "lrdif-table5"])
+    res = _results(tmp_path)
+    assert sorted(r["variant"] for r in res) == ["S1", "S2-V1", "S2-V2", "S2-V3", "S2-V4"]
+    assert {r["dataset"] for r in res} == {"udc-sample"} and {r["preset"] for r in res} == {"paper"}
+    with open(tmp_path / "tables" / "sample-lrdif-table5.csv", newline="") as fh:
+        t5 = {r["row"]: r for r in csv.DictReader(fh)}
+    for r in res:
+        assert float(t5[f"LRDif-{r['variant']}"]["mean"]) == pytest.approx(r["accuracy"])
+    invoke(["reproduce", "tstudy", "--paper", "lrdif", "--t-values", "1,4", "--no-report", *common])
+    invoke(["figures", "--runs", str(tmp_path), "--only", "tstudy"])
+    ts = [r for r in _results(tmp_path) if r["options"]]
+    assert sorted(r["options"]["T"] for r in ts) == [1, 4]
+    assert (tmp_path / "figures" / "tstudy-udc-sample-benchtest.png").stat().st_size > 2000
