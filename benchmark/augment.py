@@ -219,9 +219,10 @@ def color_jitter(images: Tensor, brightness: Tensor, contrast: Tensor, saturatio
     mean_luma = (images * w).sum(1).mean((1, 2)) * brightness  # luma mean after brightness
     m = color_matrix(brightness.to(images.dtype), contrast.to(images.dtype), saturation.to(images.dtype),
                      hue.to(images.dtype))
-    out = torch.einsum("bij,bjhw->bihw", m, images)
-    out = out + ((1 - contrast) * mean_luma).view(-1, 1, 1, 1)
-    return out.clamp(0, 1)
+    b, c, h, wd = images.shape
+    out = torch.baddbmm(((1 - contrast) * mean_luma).to(images.dtype).view(-1, 1, 1).expand(b, 3, 1),
+                        m, images.reshape(b, c, h * wd))
+    return out.clamp_(0, 1).view(b, c, h, wd)
 
 
 def erase(images: Tensor, on: Tensor, ex: Tensor, ey: Tensor, ew: Tensor, eh: Tensor,
@@ -231,13 +232,19 @@ def erase(images: Tensor, on: Tensor, ex: Tensor, ey: Tensor, ew: Tensor, eh: Te
     Rectangle ``[ex, ex + ew) x [ey, ey + eh)`` in [0, 1] image coordinates (pixel centres).
     """
     b, c, h, w = images.shape
+    idx = torch.nonzero(on.bool()).view(-1)
+    out = images.clone()
+    if idx.numel() == 0:
+        return out
+    ex, ey, ew, eh = ex[idx], ey[idx], ew[idx], eh[idx]
     xs = (torch.arange(w, device=images.device, dtype=images.dtype) + 0.5) / w
     ys = (torch.arange(h, device=images.device, dtype=images.dtype) + 0.5) / h
     inx = (xs.view(1, w) >= ex.view(-1, 1)) & (xs.view(1, w) < (ex + ew).view(-1, 1))
     iny = (ys.view(1, h) >= ey.view(-1, 1)) & (ys.view(1, h) < (ey + eh).view(-1, 1))
-    mask = (iny.unsqueeze(2) & inx.unsqueeze(1) & on.bool().view(-1, 1, 1)).unsqueeze(1)
+    mask = (iny.unsqueeze(2) & inx.unsqueeze(1)).unsqueeze(1)
     fill_t = torch.tensor(fill[:c], device=images.device, dtype=images.dtype).view(1, c, 1, 1)
-    return torch.where(mask, fill_t, images)
+    out[idx] = torch.where(mask, fill_t, images[idx])
+    return out
 
 
 def _is_identity(p: dict[str, Tensor]) -> bool:

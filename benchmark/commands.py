@@ -18,8 +18,8 @@ from fercore.progress import console, make_progress, out_console
 
 from .augment import AugmentConfig
 from .datasets import (DataSettings, ResolvedDataset, is_sample, parse_data_paths, parse_scoped_options,
-                       parse_value, resolve_datasets, sample_datasets, split_list)
-from .specs import MethodSpec, RecipeOverrides, parse_methods, parse_seeds, plan_model
+                       parse_value, resolve_in_order, sample_datasets, split_list)
+from .specs import MethodSpec, RecipeOverrides, parse_methods, parse_seeds, plan_model, stage_plan
 
 DEFAULT_METHODS = "lrdif,scn"
 
@@ -172,8 +172,6 @@ def execute(jobs, settings, info, *, report: bool = True, dry_run: bool = False,
         for col in ("dataset", "method", "preset", "seed", "epochs", "folder"):
             t.add_column(col)
         for j in jobs:
-            from .specs import stage_plan
-
             eps = "+".join(str(n) for _, n in stage_plan(j.plan.recipe, j.plan.stages))
             t.add_row(j.dataset.name.name, j.plan.spec.label, j.plan.preset, str(j.seed), eps,
                       str(j.run_dir(settings)))
@@ -317,7 +315,7 @@ def run_cmd(methods, datasets, preset, model_opts, sweeps, root, data_paths, src
             names = sample_datasets()
         overrides = RecipeOverrides.from_cli(epochs, lr, batch_size, input_size, recipe_pairs)
         seed_list = parse_seeds(seeds or "0")
-        resolved = resolve_datasets(names, dsettings, is_writer=info.is_writer, barrier=info.barrier)
+        resolved = resolve_in_order(names, dsettings, info)
         jobs = plan_jobs(specs, resolved, seed_list, overrides, preset)
         stand_in = "sample" if all(is_sample(n) for n in names) else "auto"
         done = execute(jobs, settings, info, report=report, dry_run=dry_run, shard=_job_shard(job_shard),

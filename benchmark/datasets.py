@@ -312,14 +312,14 @@ def make_degradation(kind: str, factory_args: dict[str, Any]):
 
 
 def build_degraded(name: DatasetName, clean: Source, settings: DataSettings, *,
-                   is_writer: bool = True, barrier=None) -> tuple[Path, dict[str, Any]]:
+                   is_writer: bool = True) -> tuple[Path, dict[str, Any]]:
     """Build (or reuse) the degraded copy of ``clean`` and return its folder and record.
 
     The copy lives in ``degraded_dir/<name>-<key>`` where ``key`` hashes the clean data's
     identity, the degradation settings and the seed, so another preset or seed gets another
     folder. ``rebuild_dataset`` resumes an interrupted build; a finished one is marked with
     ``bench-ready.json`` and reused without re-hashing. Under DDP only rank 0 builds
-    (``is_writer``); the others wait at ``barrier``.
+    (``is_writer``); the others resolve after it (:func:`resolve_in_order`) and only read.
     """
     args = degradation_settings(name.kind, settings)
     key_src = json.dumps({"clean": records_identity(clean), "options": clean.describe()["options"],
@@ -341,16 +341,13 @@ def build_degraded(name: DatasetName, clean: Source, settings: DataSettings, *,
         from fercore.atomic import atomic_write_text
 
         atomic_write_text(marker, json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
-    if barrier is not None:
-        barrier()
     if not marker.is_file():
         raise DataError(f"on-demand copy of {name.name} was not finished by rank 0", out)
     rec = {"how": "built on demand", "factory": args, "seed": settings.degrade_seed}
     return out, rec
 
 
-def resolve_datasets(names: list[str], settings: DataSettings, *, is_writer: bool = True,
-                     barrier=None) -> list[ResolvedDataset]:
+def resolve_datasets(names: list[str], settings: DataSettings, *, is_writer: bool = True) -> list[ResolvedDataset]:
     """Resolve every dataset name of a run up front, so problems surface before training."""
     parsed = [parse_dataset_name(n) for n in names]
     seen: set[str] = set()
@@ -377,7 +374,7 @@ def resolve_datasets(names: list[str], settings: DataSettings, *, is_writer: boo
                 raise DataError(f"degraded copy for {p.name} not found (--data {p.name}=...)", root)
             rec = {"how": "path"}
         else:
-            root, rec = build_degraded(p, clean, settings, is_writer=is_writer, barrier=barrier)
+            root, rec = build_degraded(p, clean, settings, is_writer=is_writer)
         src = get_source(p.base, root, **source_options_for(p.base, settings))
         copy = _copy_record(Path(src.root))
         rec = {**_clean_record(p, src), **rec, **copy,
@@ -390,6 +387,16 @@ def resolve_datasets(names: list[str], settings: DataSettings, *, is_writer: boo
                               "clean-vs-degraded evaluation is skipped")
                 clean = None
         out.append(ResolvedDataset(p, src, rec, ident, clean))
+    return out
+
+
+def resolve_in_order(names: list[str], settings: DataSettings, info) -> list[ResolvedDataset]:
+    """:func:`resolve_datasets` on rank 0 first (it builds what is missing: the sample set,
+    degraded copies), then on the other ranks, which only read."""
+    out = resolve_datasets(names, settings, is_writer=True) if info.is_writer else None
+    info.barrier()
+    if out is None:
+        out = resolve_datasets(names, settings, is_writer=False)
     return out
 
 

@@ -147,7 +147,7 @@ def figure_tsne(dataset: str, configs: list[list[dict[str, Any]]], out: Path, ts
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=2)
-    fig.suptitle(f"t-SNE of learned features: {dataset}", fontsize=10)
+    fig.suptitle(f"t-SNE of learned features: {dataset}", fontsize=10, y=1.06)
     return save_figure(fig, out, f"tsne-{safe_name(dataset)}")
 
 
@@ -171,7 +171,7 @@ def figure_confidence(dataset: str, configs: list[list[dict[str, Any]]], out: Pa
         ax.set_xlabel("confidence (top softmax score)")
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("density")
-    fig.suptitle(f"Confidence scores: {dataset}", fontsize=10)
+    fig.suptitle(f"Confidence scores: {dataset}", fontsize=10, y=1.04)
     return save_figure(fig, out, f"confidence-{safe_name(dataset)}")
 
 

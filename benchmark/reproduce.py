@@ -18,7 +18,8 @@ from __future__ import annotations
 from fercore.errors import ConfigError
 from fercore.progress import console
 
-from .datasets import DataSettings, resolve_datasets, split_list
+from .datasets import DataSettings, resolve_in_order, split_list
+from .distributed import DistInfo
 from .specs import MethodSpec, RecipeOverrides, parse_methods
 from .tables import PAPER_METHODS, get_table, stand_in_name
 
@@ -46,8 +47,8 @@ def reproduce_jobs(target: str, paper: str, dsettings: DataSettings, seeds: list
 
     from .commands import plan_jobs
 
-    if "ferplus" not in dsettings.src_opts and "test" not in dsettings.src_opts.get("*", {}):
-        dsettings.src_opts["ferplus"] = {"test": "public+private"}
+    if "test" not in dsettings.src_opts.get("*", {}):  # the papers' FERPlus split, unless told
+        dsettings.src_opts.setdefault("ferplus", {}).setdefault("test", "public+private")
     installed = set(list_models())
     if target == "tstudy":
         row, default_ds, table_key = TSTUDY[paper]
@@ -58,8 +59,7 @@ def reproduce_jobs(target: str, paper: str, dsettings: DataSettings, seeds: list
         if stand_in:
             names = [stand_in_name(n, stand_in) for n in names]
         specs = parse_methods(method, sweeps=(f"{t_key}={t_values}",))
-        resolved = resolve_datasets(names, dsettings, is_writer=info.is_writer if info else True,
-                                    barrier=info.barrier if info else None)
+        resolved = resolve_in_order(names, dsettings, info or DistInfo())
         return plan_jobs(specs, resolved, seeds, overrides, preset), [table_key]
     table = get_table(target, paper)
     cells: dict[str, list[MethodSpec]] = {}
@@ -80,8 +80,7 @@ def reproduce_jobs(target: str, paper: str, dsettings: DataSettings, seeds: list
         console.print(f"[yellow]skipping (not installed):[/] {', '.join(missing)}")
     if not cells:
         raise ConfigError(f"none of {table.key}'s methods is installed", flag="TABLE")
-    resolved = resolve_datasets(list(cells), dsettings, is_writer=info.is_writer if info else True,
-                                barrier=info.barrier if info else None)
+    resolved = resolve_in_order(list(cells), dsettings, info or DistInfo())
     jobs = []
     for ds in resolved:
         jobs += plan_jobs(cells[ds.name.name], [ds], seeds, overrides, preset)

@@ -380,6 +380,10 @@ class JobRunner:
             model.load_state_dict(ckpt["state_dict"])
         model.to(self.device)
         self.build_data(model)
+        if info.world > min(model.recipe.batch_size, len(self.train)):
+            raise ConfigError(f"{info.world} ranks need batches of at least {info.world} items "
+                              f"(batch_size {model.recipe.batch_size}, {len(self.train)} training images)",
+                              flag="--batch-size")
         labels = torch.as_tensor(self.train.labels).clone()
         history: list[dict[str, Any]] = []
         train_time = 0.0

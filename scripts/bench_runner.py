@@ -1,6 +1,6 @@
 """Speed of the benchmark's data pipeline and runner, as ratios measured in one run.
 
-    python scripts/bench_runner.py --size 64 --repeats 3
+    python scripts/bench_runner.py --size 64 --repeats 5   (or: python -m scripts.bench_runner ...)
 
 Prints images per second of
 
@@ -19,7 +19,8 @@ and the time of one training epoch of the tiny CNN
 (e) in a bare loop over the same cached batches without augmentation.
 
 Targets: (b) >= 3x (c); the runner's epoch (d) <= 1.25x the bare loop (e). Wall-clock times
-on a shared machine are noisy: only the ratios, measured in the same run, mean something.
+on a shared machine are noisy: the five measurements take turns in each of ``--repeats``
+rounds and the best of each is kept; only the ratios mean something.
 """
 
 from __future__ import annotations
@@ -32,19 +33,22 @@ import numpy as np
 import torch
 
 
-def best_of(fn, repeats: int) -> float:
-    times = []
+def interleaved_best(fns: dict, repeats: int) -> dict[str, float]:
+    """Best time of each function over ``repeats`` rounds, the functions taking turns within
+    a round, so a change in machine load affects all of them alike."""
+    best = {k: float("inf") for k in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return best
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=64, help="input side")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--images", type=int, default=640, help="training images used")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -63,7 +67,10 @@ def main() -> None:
     size = args.size
 
     # (a) I/O bound
-    t_io = best_of(lambda: [load_resized(src, r, size) for r in recs], args.repeats)
+    def io_bound():
+        for r in recs:
+            load_resized(src, r, size)
+
     table = ImageTable(src, recs, size, workers=0)
     ids = table.ids
     names = ("hflip", "rrc", "rotate", "color", "erase")
@@ -76,7 +83,6 @@ def main() -> None:
             rows = [aug.draw(numpy_rng(0, "augment", "main", 0, ids[i])) for i in pos]
             aug(imgs.float().div(255), stack_params(rows))
 
-    t_ours = best_of(ours, args.repeats)
 
     # (c) per-image torchvision v2
     tv = import_torchvision()
@@ -91,7 +97,6 @@ def main() -> None:
             x = imgs.float().div(255)
             torch.stack([pipe(x[i]) for i in range(len(pos))])
 
-    t_tv = best_of(per_image, args.repeats)
 
     # (d) / (e): one epoch of the tiny CNN through the runner vs a bare loop
     from models import create_model
@@ -124,8 +129,10 @@ def main() -> None:
             batch = {"image": imgs.float().div(255), "label": labels[torch.as_tensor(pos)]}
             train_step(model, opt, batch, StepContext())
 
-    t_run = best_of(runner_epoch, args.repeats)
-    t_bare = best_of(bare_epoch, args.repeats)
+    runner_epoch()  # warm-up (first-touch allocations, lazy imports)
+    t = interleaved_best({"io": io_bound, "ours": ours, "tv": per_image, "run": runner_epoch, "bare": bare_epoch},
+                         args.repeats)
+    t_io, t_ours, t_tv, t_run, t_bare = t["io"], t["ours"], t["tv"], t["run"], t["bare"]
 
     print(f"sample set, {n} images at {size}x{size}, {args.threads} thread(s), best of {args.repeats}")
     print(f"(a) decode + resize (I/O bound)          {n / t_io:9.0f} img/s")

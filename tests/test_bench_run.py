@@ -275,3 +275,36 @@ def test_reproduce_runs_what_a_table_needs(bench_models, dark_root, tmp_path, mo
     ts = [r for r in _results(tmp_path) if r["options"]]
     assert sorted(r["options"]["T"] for r in ts) == [1, 4]
     assert (tmp_path / "figures" / "tstudy-udc-sample-benchtest.png").stat().st_size > 2000
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_same_result(tmp_path, sample_root):
+    """SIGKILL a real `fer-bench run` process after its first checkpoint, run it again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[1]
+    args = ["run", "--methods", "cnn", "--datasets", "sample", "--epochs", "4", "--no-report", *TINY]
+    env = {**os.environ, "PYTHONPATH": str(root), "FER_PROGRESS": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark.cli", *args, "--out", str(tmp_path / "b")],
+                            cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        cks = list((tmp_path / "b").glob("*/*/seed0/checkpoint.pt"))
+        if cks:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before its first checkpoint"
+    state = torch.load(cks[0], map_location="cpu", weights_only=False)
+    assert 1 <= state["epoch_done"] < 4
+    invoke([*args, "--out", str(tmp_path / "b")])
+    invoke([*args, "--out", str(tmp_path / "a")])
+    (ra,), (rb,) = _results(tmp_path / "a"), _results(tmp_path / "b")
+    assert rb["accuracy"] == ra["accuracy"] and rb["confusion"] == ra["confusion"]
+    sa, sb = _state(Path(ra["run_dir"])), _state(Path(rb["run_dir"]))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
