@@ -77,6 +77,8 @@ def exec_options(fn):
         click.option("--limit-train", type=int, default=None, help="Class-balanced subset of N training images (smoke runs)."),
         click.option("--limit-test", type=int, default=None, help="Class-balanced subset of N test images (smoke runs)."),
         click.option("--keep-last-batch", is_flag=True, help="Train on each epoch's last partial batch too."),
+        click.option("--cache-mb", default=4096.0, show_default=True,
+                     help="Keep a split's decoded images in memory when they fit in this many MiB."),
         click.option("--landmark-detect", is_flag=True, help="Detect faces before fitting landmarks (unaligned images)."),
         click.option("--stop-after-epochs", type=int, default=None,
                      help="Stop each job after N epochs in this call; the next call resumes (time-limited slots, tests)."),
@@ -234,7 +236,8 @@ def _print_summary(done: list[dict[str, Any]], seconds: float) -> None:
 
 
 def _settings(out, device, workers, threads, eval_every, eval_batch_size, eval_clean, save_features,
-              limit_train, limit_test, keep_last_batch, landmark_detect, stop_after_epochs, force, aug_pairs):
+              limit_train, limit_test, keep_last_batch, landmark_detect, stop_after_epochs, force, aug_pairs,
+              cache_mb=4096.0):
     from .runner import RunSettings
 
     if eval_every < 0:
@@ -247,7 +250,7 @@ def _settings(out, device, workers, threads, eval_every, eval_batch_size, eval_c
                        eval_batch_size=eval_batch_size, eval_clean=eval_clean, save_features=save_features,
                        stop_after_epochs=stop_after_epochs, limit_train=limit_train, limit_test=limit_test,
                        drop_last=not keep_last_batch, augment=_aug_config(aug_pairs), force=force,
-                       landmark_detect=landmark_detect, threads=threads)
+                       landmark_detect=landmark_detect, threads=threads, cache_mb=cache_mb)
 
 
 def _distributed(device: str, timeout: float):
@@ -279,7 +282,7 @@ def _exit_status(done: list[dict[str, Any]]) -> None:
 def run_cmd(methods, datasets, preset, model_opts, sweeps, root, data_paths, src_opts, degraded_dir, degrade_seed,
             udc_display, ll_preset, degrade_opts, seeds, out, device, workers, threads, epochs, lr, batch_size,
             input_size, recipe_pairs, aug_pairs, eval_every, eval_batch_size, eval_clean, save_features,
-            limit_train, limit_test, keep_last_batch, landmark_detect, stop_after_epochs, force, job_shard,
+            limit_train, limit_test, keep_last_batch, cache_mb, landmark_detect, stop_after_epochs, force, job_shard,
             report, dry_run, dist_timeout_min):
     """Train and evaluate every (method, dataset, seed) with the methods' recorded recipes.
 
@@ -300,7 +303,7 @@ def run_cmd(methods, datasets, preset, model_opts, sweeps, root, data_paths, src
     try:
         settings = _settings(out, device, workers, threads, eval_every, eval_batch_size, eval_clean, save_features,
                              limit_train, limit_test, keep_last_batch, landmark_detect, stop_after_epochs, force,
-                             aug_pairs)
+                             aug_pairs, cache_mb)
         specs = parse_methods(methods, model_opts, sweeps)
         dsettings = _data_settings(root, data_paths, src_opts, degraded_dir, degrade_seed, udc_display, ll_preset,
                                    degrade_opts, device, workers)
@@ -401,7 +404,7 @@ def reproduce_cmd(target, paper, preset, stand_in, only_available, t_values, t_k
                   src_opts, degraded_dir, degrade_seed, udc_display, ll_preset, degrade_opts, seeds, out, device,
                   workers, threads, epochs, lr, batch_size, input_size, recipe_pairs, aug_pairs, eval_every,
                   eval_batch_size, eval_clean, save_features, limit_train, limit_test, keep_last_batch,
-                  landmark_detect, stop_after_epochs, force, job_shard, report, dry_run, dist_timeout_min):
+                  cache_mb, landmark_detect, stop_after_epochs, force, job_shard, report, dry_run, dist_timeout_min):
     """Run every method, dataset and seed one paper table needs, at the paper's settings,
     then write the tables.
 
@@ -418,7 +421,7 @@ def reproduce_cmd(target, paper, preset, stand_in, only_available, t_values, t_k
     try:
         settings = _settings(out, device, workers, threads, eval_every, eval_batch_size, eval_clean, save_features,
                              limit_train, limit_test, keep_last_batch, landmark_detect, stop_after_epochs, force,
-                             aug_pairs)
+                             aug_pairs, cache_mb)
         dsettings = _data_settings(root, data_paths, src_opts, degraded_dir, degrade_seed, udc_display, ll_preset,
                                    degrade_opts, device, workers)
         overrides = RecipeOverrides.from_cli(epochs, lr, batch_size, input_size, recipe_pairs)

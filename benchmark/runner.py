@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -537,7 +536,3 @@ def record_failure(job: Job, settings: RunSettings, exc: BaseException) -> dict[
     _write_json(d / "run.json", prev)
     return {"status": "failed", "error": prev["error"], "label": job.plan.spec.label,
             "dataset": job.dataset.name.name, "seed": job.seed, "run_dir": str(d)}
-
-
-def remove_run(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
