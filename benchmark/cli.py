@@ -103,5 +103,16 @@ def data_show(src: str, root: str | None, src_opts: tuple[str, ...], split: str 
     out_console.print(out)
 
 
+def _add_benchmark_commands() -> None:
+    """``run``, ``tables``, ``figures`` and ``reproduce`` (benchmark/commands.py)."""
+    from .commands import COMMANDS
+
+    for cmd in COMMANDS:
+        main.add_command(cmd)
+
+
+_add_benchmark_commands()
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,424 @@
+"""Dataset names of the benchmark and how each name becomes a readable source.
+
+Names follow the papers: a base dataset (``rafdb``, ``ferplus``, ``kdef``, ``folder``,
+``sample``) optionally prefixed by a degradation kind: ``udc-`` (under-display camera, LRDif)
+or ``ll-`` (low light, LLDif). ``udc-rafdb`` is the papers' UDC-RAF-DB, ``ll-sample`` the
+low-light version of the embedded sample set. Paper spellings (``UDC-RAF-DB``, ``LL-FERPlus``)
+are accepted.
+
+How a name is resolved (:func:`resolve_datasets`):
+
+* a clean base is read from ``--data NAME=PATH``, else from ``--root`` (one base per run), else
+  (``sample`` only) from the cache, where the sample set is built on first use;
+* a degraded set is read from ``--data udc-rafdb=PATH`` (a copy made by ``fer-degrade``: it
+  mirrors the source layout, so the base source reads it), else it is **built on demand** from
+  the clean base with the degrade API (:func:`build_degraded`, the one adapter to
+  ``degrade.rebuild``) into ``--degraded-dir`` (default ``$FER_CACHE/degraded``);
+* the clean base of a degraded set, when known, is kept as its *companion*: the runner also
+  evaluates on it (clean-vs-degraded t-SNE and confidence figures).
+
+Every resolved dataset carries a JSON *record* (path, how it was found, degradation seed,
+preset, manifest hash, class counts) that goes into each run's ``run.json``, and an
+*identity* (content-based: ids, labels, manifest hash) that enters the run's config hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fercore.errors import ConfigError, DataError
+from fercore.hashing import sha256_file
+from fercore.progress import console
+from fercore.sources import SOURCES, get_source
+from fercore.sources.base import Source
+
+BASES = ("rafdb", "ferplus", "kdef", "folder", "sample")
+#: Name prefix -> degradation kind (the degrade API's ``Degradation.kind``).
+KINDS = {"udc": "udc", "ll": "lowlight"}
+#: Run-record files a degraded copy may carry (the first one found is recorded).
+DEGRADE_RECORDS = ("run.json", "record.json", "run_record.json", "degrade.json")
+#: Files written next to an on-demand build once it finished.
+READY_MARKER = "bench-ready.json"
+
+_PAPER_BASES = {"rafdb": "rafdb", "raf-db": "rafdb", "raf": "rafdb", "ferplus": "ferplus",
+                "fer+": "ferplus", "fer-plus": "ferplus", "kdef": "kdef", "folder": "folder",
+                "sample": "sample"}
+_PAPER_PREFIXES = {"udc": "udc", "ll": "ll", "lowlight": "ll", "low-light": "ll"}
+
+
+@dataclass(frozen=True)
+class DatasetName:
+    """A parsed dataset name: ``kind`` is ``"clean"``, ``"udc"`` or ``"lowlight"``."""
+
+    name: str
+    base: str
+    kind: str
+
+    @property
+    def degraded(self) -> bool:
+        return self.kind != "clean"
+
+    @property
+    def prefix(self) -> str:
+        return {v: k for k, v in KINDS.items()}.get(self.kind, "")
+
+
+def parse_dataset_name(text: str) -> DatasetName:
+    """``"UDC-RAF-DB"`` -> ``DatasetName("udc-rafdb", "rafdb", "udc")``.
+
+    Raises :class:`ConfigError` (flag ``--datasets``) for an unknown name.
+    """
+    t = text.strip().lower().replace("_", "-").replace(" ", "")
+    prefix = ""
+    for p, canon in sorted(_PAPER_PREFIXES.items(), key=lambda kv: -len(kv[0])):
+        if t.startswith(p + "-") and t[len(p) + 1:] in _PAPER_BASES:
+            prefix, t = canon, t[len(p) + 1:]
+            break
+    base = _PAPER_BASES.get(t)
+    if base is None:
+        names = ", ".join(BASES) + "; each also as udc-NAME and ll-NAME"
+        raise ConfigError(f"unknown dataset {text!r}; known: {names}", flag="--datasets")
+    kind = KINDS[prefix] if prefix else "clean"
+    return DatasetName(f"{prefix}-{base}" if prefix else base, base, kind)
+
+
+def split_list(text: str | None) -> list[str]:
+    """Comma-separated list, ignoring commas inside brackets or braces."""
+    if not text:
+        return []
+    out, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur).strip())
+    return [s for s in out if s]
+
+
+@dataclass
+class DataSettings:
+    """Where datasets come from (the run command's data flags).
+
+    Attributes:
+        root: ``--root``: folder of the clean base dataset (for runs using one base).
+        paths: ``--data NAME=PATH``: explicit folder per dataset name (clean or degraded).
+        src_opts: ``--src-opt [BASE.]KEY=VALUE``: source options (``ferplus.classes=7``).
+        degraded_dir: where on-demand degraded copies are built (default
+            ``$FER_CACHE/degraded``).
+        degrade_seed: seed of on-demand degraded copies (the papers' sets are fixed copies;
+            one seed = one copy).
+        udc_display: ``make_udc(display=...)`` preset of on-demand UDC copies.
+        ll_preset: ``make_lowlight(preset=...)`` preset of on-demand low-light copies.
+        degrade_opts: extra ``KEY=VALUE`` settings passed to ``make_udc`` / ``make_lowlight``
+            (``udc.KEY=VALUE`` / ``ll.KEY=VALUE`` to target one kind).
+        device, batch_size, workers: how on-demand copies are built.
+    """
+
+    root: str | None = None
+    paths: dict[str, str] = field(default_factory=dict)
+    src_opts: dict[str, dict[str, str]] = field(default_factory=dict)
+    degraded_dir: str | None = None
+    degrade_seed: int = 0
+    udc_display: str = "toled"
+    ll_preset: str = "lldif"
+    degrade_opts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    device: str = "cpu"
+    batch_size: int = 32
+    workers: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataSettings:
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def parse_data_paths(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """``["udc-rafdb=/data/udc"]`` -> ``{"udc-rafdb": "/data/udc"}`` (names canonicalised)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"expected NAME=PATH, got {pair!r}", flag="--data")
+        name, path = pair.split("=", 1)
+        out[parse_dataset_name(name).name] = path.strip()
+    return out
+
+
+def parse_scoped_options(pairs, flag: str, scopes: tuple[str, ...] | None = None,
+                         parse_json: bool = False) -> dict[str, dict[str, Any]]:
+    """``["ferplus.classes=7", "seed=1"]`` -> ``{"ferplus": {"classes": "7"}, "*": {"seed": "1"}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"expected [SCOPE.]KEY=VALUE, got {pair!r}", flag=flag)
+        key, value = pair.split("=", 1)
+        key = key.strip()
+        scope = "*"
+        if "." in key:
+            scope, key = key.split(".", 1)
+            if scopes is not None and scope not in scopes:
+                raise ConfigError(f"unknown scope {scope!r} in {pair!r}; use one of {', '.join(scopes)}",
+                                  flag=flag)
+        out.setdefault(scope, {})[key] = parse_value(value) if parse_json else value.strip()
+    return out
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value: JSON when it parses (``8``, ``0.5``, ``true``, ``[1,2]``), else text."""
+    text = text.strip()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+@dataclass
+class ResolvedDataset:
+    """A dataset ready to train on: its source, its clean companion and its record."""
+
+    name: DatasetName
+    source: Source
+    record: dict[str, Any]
+    identity: str
+    clean: Source | None = None
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.source.classes)
+
+
+def source_options_for(base: str, settings: DataSettings) -> dict[str, str]:
+    """The ``--src-opt`` values that apply to ``base`` (unscoped ones only if it knows them)."""
+    known = SOURCES[base].options
+    opts = {k: v for k, v in settings.src_opts.get("*", {}).items() if k in known}
+    opts.update(settings.src_opts.get(base, {}))
+    return opts
+
+
+def _check_src_opts(bases: set[str], settings: DataSettings) -> None:
+    for key in settings.src_opts.get("*", {}):
+        if not any(key in SOURCES[b].options for b in bases):
+            raise ConfigError(f"no dataset of this run has a source option {key!r} "
+                              f"(`fer-bench data sources` lists them)", flag="--src-opt")
+
+
+def _clean_root(base: str, settings: DataSettings, bases: set[str]) -> str | None:
+    """``--data BASE=PATH``, else ``--root`` when it can only mean this base."""
+    if base in settings.paths:
+        return settings.paths[base]
+    if settings.root is None:
+        return None
+    open_ = sorted(b for b in bases if b not in settings.paths)
+    candidates = [b for b in open_ if b != "sample"] or open_
+    if len(candidates) > 1:
+        raise ConfigError(f"--root names one dataset folder but this run uses {', '.join(candidates)}; "
+                          "give each one with --data NAME=PATH", flag="--root")
+    return settings.root if candidates == [base] else None
+
+
+def open_clean(base: str, settings: DataSettings, bases: set[str], *, required: bool) -> Source | None:
+    """The clean base source, or ``None`` when no folder was given and it is not optional."""
+    root = _clean_root(base, settings, bases)
+    if root is None and base != "sample":
+        if required:
+            raise ConfigError(f"dataset {base!r} needs its folder: pass --root DIR or --data {base}=DIR",
+                              flag="--root")
+        return None
+    return get_source(base, root, **source_options_for(base, settings))
+
+
+def records_identity(source: Source) -> str:
+    """Hash of (id, split, label) of every record: what a run trained and tested on."""
+    h = hashlib.sha256()
+    h.update(json.dumps([source.name, list(source.classes)]).encode())
+    for r in source.records():
+        h.update(f"{r.id}\t{r.split}\t{r.label}\n".encode())
+    return h.hexdigest()
+
+
+def class_counts(source: Source) -> dict[str, dict[str, int]]:
+    return source.counts()
+
+
+def _copy_record(root: Path) -> dict[str, Any]:
+    """What a degraded copy says about itself: manifest hash and its run record (if any)."""
+    rec: dict[str, Any] = {}
+    manifest = root / "manifest.csv"
+    rec["manifest_sha256"] = sha256_file(manifest) if manifest.is_file() else None
+    for name in DEGRADE_RECORDS:
+        p = root / name
+        if p.is_file():
+            try:
+                data = json.loads(p.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                continue
+            rec["record_file"] = name
+            if isinstance(data, dict):
+                for k in ("seed", "preset", "display", "kind", "version", "toolkit_version"):
+                    if k in data:
+                        rec[k] = data[k]
+                deg = data.get("degradation")
+                if isinstance(deg, dict):
+                    rec["degradation"] = deg
+            break
+    return rec
+
+
+def degraded_cache_dir(settings: DataSettings) -> Path:
+    if settings.degraded_dir:
+        return Path(settings.degraded_dir).expanduser()
+    from fercore.sample.build import cache_dir
+
+    return cache_dir() / "degraded"
+
+
+def degradation_settings(kind: str, settings: DataSettings) -> dict[str, Any]:
+    """The factory arguments of an on-demand copy (``make_udc`` / ``make_lowlight``)."""
+    scope = "udc" if kind == "udc" else "ll"
+    extra = dict(settings.degrade_opts.get("*", {}))
+    extra.update(settings.degrade_opts.get(scope, {}))
+    if kind == "udc":
+        return {"display": settings.udc_display, **extra}
+    return {"preset": settings.ll_preset, **extra}
+
+
+def make_degradation(kind: str, factory_args: dict[str, Any]):
+    """Build the degradation with the degrade API (imported here: the one place that does)."""
+    try:
+        if kind == "udc":
+            from degrade.udc import make_udc
+
+            return make_udc(**factory_args)
+        from degrade.lowlight import make_lowlight
+
+        return make_lowlight(**factory_args)
+    except ImportError as exc:
+        what = "degrade.udc (fer-degrade udc)" if kind == "udc" else "degrade.lowlight (fer-degrade lowlight)"
+        raise ConfigError(f"building a {kind} copy on demand needs {what}, which this installation "
+                          f"lacks ({exc}); pass --data NAME=PATH to a copy made with fer-degrade",
+                          flag="--datasets") from None
+
+
+def build_degraded(name: DatasetName, clean: Source, settings: DataSettings, *,
+                   is_writer: bool = True) -> tuple[Path, dict[str, Any]]:
+    """Build (or reuse) the degraded copy of ``clean`` and return its folder and record.
+
+    The copy lives in ``degraded_dir/<name>-<key>`` where ``key`` hashes the clean data's
+    identity, the degradation settings and the seed, so another preset or seed gets another
+    folder. ``rebuild_dataset`` resumes an interrupted build; a finished one is marked with
+    ``bench-ready.json`` and reused without re-hashing. Under DDP only rank 0 builds
+    (``is_writer``); the others resolve after it (:func:`resolve_in_order`) and only read.
+    """
+    args = degradation_settings(name.kind, settings)
+    key_src = json.dumps({"clean": records_identity(clean), "options": clean.describe()["options"],
+                          "kind": name.kind, "args": args, "seed": settings.degrade_seed},
+                         sort_keys=True, default=str)
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:12]
+    out = degraded_cache_dir(settings) / f"{name.name}-{key}"
+    marker = out / READY_MARKER
+    if is_writer and not marker.is_file():
+        degradation = make_degradation(name.kind, args)
+        from degrade.rebuild import rebuild_dataset
+
+        console.print(f"building {name.name} (seed {settings.degrade_seed}) into {out}")
+        rebuild_dataset(degradation, clean, out, seed=settings.degrade_seed, device=settings.device,
+                        batch_size=settings.batch_size, workers=settings.workers,
+                        command=f"fer-bench run (on-demand {name.name})")
+        info = {"dataset": name.name, "factory": args, "seed": settings.degrade_seed,
+                "clean": clean.describe()}
+        from fercore.atomic import atomic_write_text
+
+        atomic_write_text(marker, json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
+    if not marker.is_file():
+        raise DataError(f"on-demand copy of {name.name} was not finished by rank 0", out)
+    rec = {"how": "built on demand", "factory": args, "seed": settings.degrade_seed}
+    return out, rec
+
+
+def resolve_datasets(names: list[str], settings: DataSettings, *, is_writer: bool = True) -> list[ResolvedDataset]:
+    """Resolve every dataset name of a run up front, so problems surface before training."""
+    parsed = [parse_dataset_name(n) for n in names]
+    seen: set[str] = set()
+    for p in parsed:
+        if p.name in seen:
+            raise ConfigError(f"dataset {p.name} listed twice", flag="--datasets")
+        seen.add(p.name)
+    for name in settings.paths:
+        if name not in seen and not any(p.base == name for p in parsed):
+            raise ConfigError(f"--data names {name}, which is not in --datasets ({', '.join(seen)})",
+                              flag="--data")
+    bases = {p.base for p in parsed}
+    _check_src_opts(bases, settings)
+    out = []
+    for p in parsed:
+        if not p.degraded:
+            src = open_clean(p.base, settings, bases, required=True)
+            out.append(ResolvedDataset(p, src, _clean_record(p, src), records_identity(src)))
+            continue
+        clean = open_clean(p.base, settings, bases, required=p.name not in settings.paths)
+        if p.name in settings.paths:
+            root = Path(settings.paths[p.name]).expanduser()
+            if not root.is_dir():
+                raise DataError(f"degraded copy for {p.name} not found (--data {p.name}=...)", root)
+            rec = {"how": "path"}
+        else:
+            root, rec = build_degraded(p, clean, settings, is_writer=is_writer)
+        src = get_source(p.base, root, **source_options_for(p.base, settings))
+        copy = _copy_record(Path(src.root))
+        rec = {**_clean_record(p, src), **rec, **copy,
+               "clean_root": str(clean.root) if clean is not None else None}
+        ident = records_identity(src) + (copy.get("manifest_sha256") or "")
+        if clean is not None:
+            test_split = "test" if "test" in src.splits() else "val"
+            if not {r.id for r in src.records(test_split)} <= {r.id for r in clean.records(test_split)}:
+                console.print(f"[yellow]note:[/] {p.name}: some test ids are not in the clean copy; "
+                              "clean-vs-degraded evaluation is skipped")
+                clean = None
+        out.append(ResolvedDataset(p, src, rec, ident, clean))
+    return out
+
+
+def resolve_in_order(names: list[str], settings: DataSettings, info) -> list[ResolvedDataset]:
+    """:func:`resolve_datasets` on rank 0 first (it builds what is missing: the sample set,
+    degraded copies), then on the other ranks, which only read."""
+    out = resolve_datasets(names, settings, is_writer=True) if info.is_writer else None
+    info.barrier()
+    if out is None:
+        out = resolve_datasets(names, settings, is_writer=False)
+    return out
+
+
+def _clean_record(p: DatasetName, src: Source) -> dict[str, Any]:
+    d = src.describe()
+    return {"name": p.name, "base": p.base, "kind": p.kind, "source": d["source"], "root": d["root"],
+            "options": d["options"], "classes": list(src.classes), "counts": class_counts(src),
+            "how": "sample cache" if (p.base == "sample" and not p.degraded) else "path"}
+
+
+def sample_datasets() -> list[str]:
+    """The embedded default's datasets: the sample set and its UDC and low-light versions."""
+    return ["sample", "udc-sample", "ll-sample"]
+
+
+def is_sample(name: str) -> bool:
+    return parse_dataset_name(name).base == "sample"
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(text: str) -> str:
+    """A folder-safe version of a label (``lrdif:S2-V3+T=8`` -> ``lrdif_S2-V3_T-8``)."""
+    return _SAFE.sub("_", text.replace("=", "-").replace(":", "_").replace("@", "_").replace("+", "_")).strip("_")

@@ -1,0 +1,89 @@
+"""Read a runs folder: finished jobs' results, the tidy results table, predictions.
+
+``results.csv`` (written at the top of the runs folder after every job, and by ``fer-bench
+tables``) has one row per finished job: method, variant, preset, options, label, dataset,
+seed, accuracy, best accuracy, macro-F1, ``acc_<class>`` per class, clean accuracy (degraded
+sets), mean confidence, train time, epochs, config hash, dataset copy and run folder. Rows are
+sorted by (dataset, label, config hash, seed) so the same runs give the same file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fercore.classes import BASIC8
+from fercore.errors import DataError
+from fercore.manifest import write_manifest
+
+RESULT_COLUMNS = ["method", "variant", "preset", "options", "label", "dataset", "seed", "accuracy",
+                  "best_accuracy", "best_epoch", "macro_f1"]
+TAIL_COLUMNS = ["clean_accuracy", "mean_confidence", "clean_mean_confidence", "n_train", "n_test",
+                "epochs", "train_time_s", "config_hash", "dataset_copy", "run_dir"]
+
+
+def find_results(runs: str | Path) -> list[dict[str, Any]]:
+    """Every finished job's ``result.json`` under ``runs`` (sorted, see module docstring)."""
+    runs = Path(runs)
+    if not runs.is_dir():
+        raise DataError("runs folder not found (the --out of `fer-bench run`)", runs)
+    out = []
+    for p in sorted(runs.glob("*/*/seed*/result.json")):
+        try:
+            r = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"unreadable result ({exc})", p) from None
+        r["run_dir"] = str(p.parent)
+        out.append(r)
+    out.sort(key=lambda r: (r["dataset"], r["label"], r["config_hash"], int(r["seed"])))
+    return out
+
+
+def find_runs(runs: str | Path) -> list[dict[str, Any]]:
+    """Every job's ``run.json`` (finished or not), for status reports."""
+    out = []
+    for p in sorted(Path(runs).glob("*/*/seed*/run.json")):
+        try:
+            r = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        r["run_dir"] = str(p.parent)
+        out.append(r)
+    return out
+
+
+def result_rows(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Flatten results into tidy rows (one per job) and their column order."""
+    classes = [c for c in BASIC8 if any(c in r.get("classes", []) for r in results)]
+    extra = sorted({c for r in results for c in r.get("classes", []) if c not in BASIC8})
+    cols = RESULT_COLUMNS + [f"acc_{c}" for c in classes + extra] + TAIL_COLUMNS
+    rows = []
+    for r in results:
+        row = {k: r.get(k) for k in RESULT_COLUMNS + TAIL_COLUMNS}
+        row["options"] = json.dumps(r.get("options") or {}, sort_keys=True)
+        row["dataset_copy"] = json.dumps(r.get("dataset_copy") or {}, sort_keys=True, default=str)
+        for c in classes + extra:
+            row[f"acc_{c}"] = (r.get("per_class_accuracy") or {}).get(c)
+        rows.append(row)
+    return rows, cols
+
+
+def write_results_table(runs: str | Path, path: str | Path | None = None) -> Path:
+    """Write ``results.csv`` for the runs folder (atomically); returns its path."""
+    results = find_results(runs)
+    rows, cols = result_rows(results)
+    path = Path(path) if path is not None else Path(runs) / "results.csv"
+    write_manifest(path, rows, cols, sort_key=None)
+    return path
+
+
+def load_predictions(run_dir: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a job's ``predictions.npz``."""
+    p = Path(run_dir) / "predictions.npz"
+    if not p.is_file():
+        raise DataError("predictions not found (did the job finish?)", p)
+    with np.load(p, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}

@@ -1,0 +1,538 @@
+"""Train and evaluate one (method, dataset, seed) job, with exact resume.
+
+Layout of a job's folder (``<out>/<dataset>/<method label>--<config hash>/seed<k>/``)::
+
+    run.json         what ran: method spec, preset, constructor kwargs, recipe, dataset record
+                     (path, degradation seed/preset, manifest hash, class counts), seed,
+                     config hash, settings, command, versions, status
+    epochs.csv       one row per training epoch: stage, epoch, lr, every loss term, train
+                     accuracy, test accuracy and macro-F1 (when evaluated), relabelled items, time
+    checkpoint.pt    while training: model, optimiser, scheduler, label table, stage, epoch,
+                     history (written atomically after every epoch; removed when the job ends)
+    model.pt         the trained model (``models.load_checkpoint`` rebuilds it)
+    predictions.npz  test ids, labels, logits (and features); ``clean_*`` on the clean test set
+                     for a degraded dataset
+    result.json      final metrics (accuracy, best accuracy, macro-F1, per-class accuracy,
+                     confusion matrix, confidence, clean accuracy, train time)
+
+Determinism: the model is initialised from ``derive_seed(seed, "init")``; each epoch's order
+from (seed, stage, epoch); each item's augmentation from (seed, stage, epoch, id); each step's
+model randomness (``ctx.generator``) from (seed, stage, epoch, step); the global torch
+generator (dropout) is re-seeded from (seed, stage, epoch) at every epoch start; evaluation
+noise from (seed, eval batch). A run stopped after any epoch and started again loads the
+checkpoint and continues to the same bits as an uninterrupted run on the same device.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fercore.atomic import atomic_open, atomic_write_text
+from fercore.errors import ConfigError, DataError
+from fercore.manifest import write_manifest
+from fercore.seeding import derive_seed, numpy_rng, seed_everything, torch_generator
+
+from .augment import AugmentConfig, Augmenter, stack_params
+from .data import ImageTable, augment_seed_keys, epoch_batches, eval_batches, limit_records, shard
+from .datasets import ResolvedDataset
+from .distributed import (DistInfo, all_reduce_sum, average_buffers, gather_objects,
+                          install_gradient_sync)
+from .metrics import classification_metrics
+from .specs import ModelPlan, config_hash, stage_plan
+
+#: Bumped when a change to the pipeline changes results (enters the config hash).
+PIPELINE_VERSION = 1
+
+
+@dataclass
+class RunSettings:
+    """Settings of a benchmark run that are not part of a method's recipe.
+
+    Attributes:
+        out: the runs folder.
+        device: ``cpu``, ``cuda``, ``cuda:1`` or ``auto``.
+        workers: decoding processes (results do not depend on it).
+        eval_every: evaluate on the test split every N epochs (0: only at the end).
+        eval_batch_size: evaluation batch (part of the config: diffusion models draw noise per
+            batch).
+        eval_clean: for a degraded dataset, also evaluate the final model on the clean test set.
+        save_features: keep test features in ``predictions.npz`` (t-SNE figures need them).
+        stop_after_epochs: stop each job after this many epochs in this call (its checkpoint
+            stays; the next call resumes). For tests and time-limited cluster slots.
+        cache_mb: keep a split's decoded images in memory when they fit in this many MiB.
+        limit_train, limit_test: class-balanced subsets (smoke runs; part of the config).
+        drop_last: drop each epoch's last partial training batch.
+        augment: ranges of the generic augmentations.
+        force: retrain jobs that already finished.
+        landmark_detect: run dlib's face detector before fitting landmarks (unaligned images).
+        threads: torch CPU threads (0: torch's default).
+    """
+
+    out: Path
+    device: str = "auto"
+    workers: int = 2
+    eval_every: int = 1
+    eval_batch_size: int = 128
+    eval_clean: bool = True
+    save_features: bool = True
+    stop_after_epochs: int | None = None
+    cache_mb: float = 4096.0
+    limit_train: int | None = None
+    limit_test: int | None = None
+    drop_last: bool = True
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    force: bool = False
+    landmark_detect: bool = False
+    threads: int = 0
+
+    def config_part(self) -> dict[str, Any]:
+        """The settings that change results (they enter the config hash)."""
+        return {"eval_batch_size": self.eval_batch_size, "limit_train": self.limit_train,
+                "limit_test": self.limit_test, "drop_last": self.drop_last,
+                "augment": self.augment.to_dict(), "landmark_detect": self.landmark_detect,
+                "pipeline": PIPELINE_VERSION}
+
+
+@dataclass
+class Job:
+    """One (method configuration, dataset, seed)."""
+
+    plan: ModelPlan
+    dataset: ResolvedDataset
+    seed: int
+
+    def config(self, settings: RunSettings) -> dict[str, Any]:
+        p = self.plan
+        return {"method": p.spec.name, "variant": p.spec.variant, "preset": p.preset,
+                "kwargs": p.all_kwargs, "recipe": p.recipe.to_dict(), "dataset": self.dataset.name.name,
+                "data": self.dataset.identity, **settings.config_part()}
+
+    def hash(self, settings: RunSettings) -> str:
+        return config_hash(self.config(settings))
+
+    def run_dir(self, settings: RunSettings) -> Path:
+        return (Path(settings.out) / self.dataset.name.name
+                / f"{self.plan.spec.dirname}--{self.hash(settings)[:8]}" / f"seed{self.seed}")
+
+    @property
+    def title(self) -> str:
+        return f"{self.plan.spec.label} on {self.dataset.name.name}, seed {self.seed}"
+
+
+def resolve_device(device: str, info: DistInfo) -> torch.device:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError("CUDA is not available on this machine; use --device cpu", flag="--device")
+        if info.enabled:
+            return torch.device("cuda", info.local_rank)
+    return torch.device(device)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _versions() -> dict[str, str]:
+    from fercore import __version__
+
+    return {"toolkit": __version__, "torch": torch.__version__, "python": sys.version.split()[0]}
+
+
+class _Progress:
+    """Rich progress tasks for one job (no-op when ``progress`` is ``None``)."""
+
+    def __init__(self, progress):
+        self.p = progress
+        self.task = None
+
+    def start(self, description: str, total: int) -> None:
+        if self.p is None:
+            return
+        if self.task is None:
+            self.task = self.p.add_task(description, total=total)
+        else:
+            self.p.reset(self.task, total=total, description=description)
+
+    def advance(self, n: int = 1) -> None:
+        if self.p is not None and self.task is not None:
+            self.p.advance(self.task, n)
+
+    def close(self) -> None:
+        if self.p is not None and self.task is not None:
+            self.p.remove_task(self.task)
+            self.task = None
+
+
+class JobRunner:
+    """Everything one job needs while it trains (built by :func:`run_job`)."""
+
+    def __init__(self, job: Job, settings: RunSettings, info: DistInfo, progress=None):
+        self.job, self.settings, self.info = job, settings, info
+        self.seed = job.seed
+        self.device = resolve_device(settings.device, info)
+        if self.device.type == "cuda":  # deterministic cuBLAS (seed_everything asks for determinism)
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        self.dir = job.run_dir(settings)
+        self.hash = job.hash(settings)
+        self.bar = _Progress(progress if info.is_writer else None)
+
+    # ------------------------------------------------------------------ data
+    def _split(self, source, split: str, limit: int | None):
+        recs = source.records(split)
+        return limit_records(recs, limit)
+
+    def build_data(self, model) -> None:
+        ds, s = self.job.dataset, self.settings
+        src = ds.source
+        splits = src.splits()
+        if "train" not in splits:
+            raise DataError(f"{ds.name.name} has no training split", src.root)
+        test_split = "test" if "test" in splits else ("val" if "val" in splits else None)
+        if test_split is None:
+            raise DataError(f"{ds.name.name} has no test (or val) split", src.root)
+        self.test_split = test_split
+        size = model.recipe.input_size
+        self.augmenter = Augmenter(model.recipe.augment, size, s.augment)
+        name = ds.name.name
+        self.train = ImageTable(src, self._split(src, "train", s.limit_train), size, workers=s.workers,
+                                cache_mb=s.cache_mb, description=f"loading {name} train")
+        self.test = ImageTable(src, self._split(src, test_split, s.limit_test), size, workers=s.workers,
+                               cache_mb=s.cache_mb, description=f"loading {name} {test_split}")
+        self.clean = None
+        if ds.clean is not None and s.eval_clean:
+            ids = set(self.test.ids)
+            recs = [r for r in ds.clean.records(test_split) if r.id in ids]
+            self.clean = ImageTable(ds.clean, recs, size, workers=s.workers, cache_mb=s.cache_mb,
+                                    description=f"loading clean {test_split}")
+        self.landmarks: dict[str, torch.Tensor | None] = {"train": None, "test": None, "clean": None}
+        if "landmarks" in getattr(model, "requires", frozenset()):
+            self.landmarks = {k: self._landmarks(t) for k, t in
+                              (("train", self.train), ("test", self.test), ("clean", self.clean))}
+
+    def _landmarks(self, table: ImageTable | None) -> torch.Tensor | None:
+        if table is None:
+            return None
+        from fercore.landmarks import landmarks_for
+        from fercore.sample.build import cache_dir
+
+        cdir = cache_dir() / "landmarks"
+        if self.info.is_writer:
+            landmarks_for(table.source, table.records, cdir, detect=self.settings.landmark_detect)
+        self.info.barrier()
+        arr = landmarks_for(table.source, table.records, cdir, detect=self.settings.landmark_detect)
+        return torch.from_numpy(np.asarray(arr, dtype=np.float32))
+
+    def make_batch(self, table: ImageTable, pos: np.ndarray, imgs: torch.Tensor, rows: list[dict],
+                   labels: torch.Tensor, landmarks: torch.Tensor | None) -> dict[str, Any]:
+        x = imgs.to(self.device, non_blocking=True).float().div_(255.0)
+        lm = landmarks[torch.as_tensor(pos)].to(self.device) if landmarks is not None else None
+        x, lm = self.augmenter(x, stack_params(rows, self.device), lm)
+        idx = torch.as_tensor(pos, dtype=torch.long)
+        batch = {"image": x, "label": labels[idx].to(self.device), "index": idx.to(self.device),
+                 "id": [table.ids[i] for i in pos]}
+        if lm is not None:
+            batch["landmarks"] = lm
+        return batch
+
+    # ------------------------------------------------------------- training
+    def train_epoch(self, model, optimizer, stage: str, epoch: int, labels: torch.Tensor) -> dict[str, Any]:
+        from models.base import StepContext
+        from models.train import train_step
+
+        info, s = self.info, self.settings
+        recipe = model.recipe
+        model.train()
+        rank_key = (info.rank,) if info.enabled else ()
+        torch.manual_seed(derive_seed(self.seed, "global", stage, epoch, *rank_key))
+        batches = epoch_batches(len(self.train), recipe.batch_size, self.seed, stage, epoch,
+                                drop_last=s.drop_last)
+        local = [shard(b, info.rank, info.world) for b in batches]
+        sums: dict[str, float] = {}
+        correct = count = 0
+        pending: dict[int, int] = {}
+        self.bar.start(f"{self.job.title}: {stage} epoch {epoch + 1}", len(local))
+        grad_clip = 0.0 if info.enabled else recipe.grad_clip
+        for step, (pos, imgs) in enumerate(self.train.iter_batches(local)):
+            rows = [self.augmenter.draw(numpy_rng(*augment_seed_keys(self.seed, stage, epoch, self.train.ids[i])))
+                    for i in pos]
+            batch = self.make_batch(self.train, pos, imgs, rows, labels, self.landmarks["train"])
+            ctx = StepContext(epoch=epoch, step=step, stage=stage,
+                              generator=torch_generator(self.seed, "step", stage, epoch, step, *rank_key))
+            out = train_step(model, optimizer, batch, ctx, grad_clip=grad_clip)
+            n = len(pos)
+            for k, v in out.losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * n
+            correct += int((out.logits.argmax(1) == batch["label"]).sum())
+            count += n
+            new = out.extras.get("new_labels") if out.extras else None
+            if new is not None:
+                for i, lab in zip(pos.tolist(), torch.as_tensor(new).view(-1).tolist()):
+                    pending[int(i)] = int(lab)
+            self.bar.advance()
+        keys = sorted(sums)
+        if info.enabled:  # every rank has the same loss names (same model, same stage)
+            tot = all_reduce_sum([sums[k] for k in keys] + [correct, count], self.device)
+            sums = dict(zip(keys, tot[:len(keys)]))
+            correct, count = tot[-2], tot[-1]
+            merged: dict[int, int] = {}
+            for part in gather_objects(pending, info):
+                merged.update(part)
+            pending = merged
+        changed = 0
+        for i, lab in sorted(pending.items()):
+            if int(labels[i]) != lab:
+                labels[i] = lab
+                changed += 1
+        row = {f"loss_{k}": sums[k] / max(count, 1) for k in keys}
+        row["train_loss"] = sum(row.values())
+        row["train_acc"] = 100.0 * correct / max(count, 1)
+        row["relabelled"] = changed
+        return row
+
+    # ----------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def evaluate(self, model, table: ImageTable, landmarks: torch.Tensor | None,
+                 description: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits (and features) of every item of ``table``, in order, on every rank."""
+        from models.base import StepContext
+
+        info = self.info
+        model.eval()
+        batches = eval_batches(len(table), self.settings.eval_batch_size)
+        mine = [bi for bi in range(len(batches)) if bi % info.world == info.rank]
+        labels = torch.as_tensor(table.labels)
+        logits: dict[int, np.ndarray] = {}
+        feats: dict[int, np.ndarray] = {}
+        self.bar.start(description, len(mine))
+        for bi, (pos, imgs) in zip(mine, table.iter_batches([batches[b] for b in mine])):
+            batch = self.make_batch(table, pos, imgs, self.augmenter.eval_rows(len(pos)), labels, landmarks)
+            ctx = StepContext(epoch=0, step=bi, stage=model.stage,
+                              generator=torch_generator(self.seed, "eval", bi))
+            out = model.predict(batch, ctx)
+            logits[bi] = out.logits.detach().float().cpu().numpy()
+            if out.features is not None and self.settings.save_features:
+                feats[bi] = out.features.detach().float().reshape(len(pos), -1).cpu().numpy()
+            self.bar.advance()
+        if info.enabled:
+            for part_logits, part_feats in gather_objects((logits, feats), info):
+                logits.update(part_logits)
+                feats.update(part_feats)
+        lg = np.concatenate([logits[b] for b in range(len(batches))])
+        ft = np.concatenate([feats[b] for b in range(len(batches))]) if len(feats) == len(batches) else None
+        return lg, ft
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> dict[str, Any]:
+        from models import create_model, save_checkpoint
+        from models.train import build_optimizer, build_scheduler
+
+        job, s, info = self.job, self.settings, self.info
+        plan = job.plan
+        d = self.dir
+        done = _read_json(d / "result.json")
+        if done is not None and done.get("config_hash") == self.hash and not s.force:
+            return {**done, "status": "skipped"}
+        info.barrier()
+        if info.is_writer:
+            d.mkdir(parents=True, exist_ok=True)
+            if s.force:
+                for name in ("result.json", "checkpoint.pt", "model.pt", "predictions.npz", "epochs.csv"):
+                    (d / name).unlink(missing_ok=True)
+        info.barrier()
+        if s.threads:
+            torch.set_num_threads(s.threads)
+        ckpt_path = d / "checkpoint.pt"
+        ckpt = None
+        if ckpt_path.is_file():
+            try:
+                ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            except Exception as exc:  # noqa: BLE001 -- a torn file cannot happen (atomic), but say so
+                raise DataError(f"cannot read checkpoint ({exc}); delete it to restart the job", ckpt_path) from None
+            if ckpt.get("config_hash") != self.hash:
+                ckpt = None
+        num_classes = len(job.dataset.classes)
+        seed_everything(derive_seed(self.seed, "init"))
+        model = create_model(plan.spec.name, plan.preset, num_classes, variant=plan.spec.variant,
+                             **plan.spec.options_dict, recipe=dict(plan.recipe_changes))
+        stages = stage_plan(model.recipe, model.stages)
+        if ckpt is not None:
+            for st, _ in stages[: ckpt["stage_index"] + 1]:
+                model.begin_stage(st)
+            model.load_state_dict(ckpt["state_dict"])
+        model.to(self.device)
+        self.build_data(model)
+        if info.world > min(model.recipe.batch_size, len(self.train)):
+            raise ConfigError(f"{info.world} ranks need batches of at least {info.world} items "
+                              f"(batch_size {model.recipe.batch_size}, {len(self.train)} training images)",
+                              flag="--batch-size")
+        labels = torch.as_tensor(self.train.labels).clone()
+        history: list[dict[str, Any]] = []
+        train_time = 0.0
+        start_stage, start_epoch = 0, 0
+        if ckpt is not None:
+            labels = ckpt["labels"].clone()
+            history = list(ckpt["history"])
+            train_time = float(ckpt["train_time"])
+            start_stage, start_epoch = int(ckpt["stage_index"]), int(ckpt["epoch_done"])
+        if info.is_writer:
+            self._write_run_json(model, "running", stages)
+        epochs_now = 0
+        last_eval: tuple[np.ndarray, np.ndarray | None] | None = None
+        total_before = [sum(n for _, n in stages[:i]) for i in range(len(stages))]
+        last_stage = max((i for i, (_, n) in enumerate(stages) if n > 0), default=-1)
+        if last_stage < 0:
+            raise ConfigError(f"{plan.spec.label}: every stage has 0 epochs", flag="--epochs")
+        for si in range(start_stage, len(stages)):
+            stage, n_ep = stages[si]
+            first = start_epoch if si == start_stage and ckpt is not None else 0
+            if n_ep == 0 or first >= n_ep:
+                continue
+            if not (ckpt is not None and si == start_stage):
+                model.begin_stage(stage)
+            optimizer = build_optimizer(model, model.recipe)
+            scheduler = build_scheduler(optimizer, model.recipe, epochs=n_ep)
+            if ckpt is not None and si == start_stage and first > 0:
+                optimizer.load_state_dict(ckpt["optimizer"])
+                scheduler.load_state_dict(ckpt["scheduler"])
+            if info.enabled:
+                install_gradient_sync(optimizer, model, info.world, model.recipe.grad_clip)
+            for epoch in range(first, n_ep):
+                lr = float(optimizer.param_groups[0]["lr"])
+                t0 = time.perf_counter()
+                row = self.train_epoch(model, optimizer, stage, epoch, labels)
+                model.end_epoch(epoch, stage)
+                scheduler.step()
+                average_buffers(model, info.world)
+                dt = time.perf_counter() - t0
+                train_time += dt
+                final = si == last_stage and epoch == n_ep - 1
+                row = {"stage": stage, "stage_epoch": epoch + 1, "epoch": total_before[si] + epoch + 1,
+                       "lr": lr, **row, "test_acc": None, "test_macro_f1": None, "epoch_time_s": round(dt, 3)}
+                if final or (s.eval_every > 0 and (epoch + 1) % s.eval_every == 0):
+                    last_eval = self.evaluate(model, self.test, self.landmarks["test"],
+                                              f"{job.title}: eval {stage} epoch {epoch + 1}")
+                    m = classification_metrics(last_eval[0], self.test.labels, job.dataset.classes)
+                    row["test_acc"], row["test_macro_f1"] = m["accuracy"], m["macro_f1"]
+                history.append(row)
+                if info.is_writer:
+                    save_checkpoint(model, ckpt_path, config_hash=self.hash, stage_index=si, epoch_done=epoch + 1,
+                                    optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                                    labels=labels, history=history, train_time=train_time)
+                    self._write_epochs(history)
+                info.barrier()
+                epochs_now += 1
+                if s.stop_after_epochs is not None and epochs_now >= s.stop_after_epochs and not final:
+                    self.bar.close()
+                    return {"status": "stopped", "run_dir": str(d), "epochs_done": total_before[si] + epoch + 1}
+        self.bar.close()
+        return self._finish(model, history, train_time, stages, last_eval)
+
+    def _finish(self, model, history, train_time, stages, last_eval) -> dict[str, Any]:
+        from models import save_checkpoint
+
+        job, info, d = self.job, self.info, self.dir
+        classes = job.dataset.classes
+        t0 = time.perf_counter()
+        if last_eval is None:
+            last_eval = self.evaluate(model, self.test, self.landmarks["test"], f"{job.title}: test")
+        logits, feats = last_eval
+        m = classification_metrics(logits, self.test.labels, classes)
+        clean = None
+        if self.clean is not None:
+            cl, cf = self.evaluate(model, self.clean, self.landmarks["clean"], f"{job.title}: clean test")
+            clean = (cl, cf, classification_metrics(cl, self.clean.labels, classes))
+        eval_time = time.perf_counter() - t0
+        accs = [(r["test_acc"], r["epoch"]) for r in history if r.get("test_acc") is not None]
+        best_acc, best_epoch = max(accs, key=lambda t: (t[0], -t[1])) if accs else (m["accuracy"], len(history))
+        spec = job.plan.spec
+        result = {
+            "config_hash": self.hash, "method": spec.name, "variant": spec.variant, "preset": job.plan.preset,
+            "options": spec.options_dict, "label": spec.label, "dataset": job.dataset.name.name,
+            "seed": job.seed, "classes": list(classes), "test_split": self.test_split,
+            "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "per_class_accuracy": m["per_class_accuracy"],
+            "confusion": m["confusion"], "mean_confidence": m["mean_confidence"], "n_test": m["n"],
+            "n_train": len(self.train), "best_accuracy": best_acc, "best_epoch": best_epoch,
+            "epochs": sum(n for _, n in stages), "train_time_s": round(train_time, 3),
+            "eval_time_s": round(eval_time, 3), "model_kwargs": job.plan.all_kwargs,
+            "clean_accuracy": clean[2]["accuracy"] if clean else None,
+            "clean_macro_f1": clean[2]["macro_f1"] if clean else None,
+            "clean_mean_confidence": clean[2]["mean_confidence"] if clean else None,
+            "dataset_copy": {k: job.dataset.record.get(k) for k in
+                             ("how", "root", "seed", "preset", "manifest_sha256", "factory")},
+            "run_dir": str(d),
+        }
+        if info.is_writer:
+            arrays: dict[str, np.ndarray] = {"ids": np.array(self.test.ids), "labels": self.test.labels,
+                                             "logits": logits.astype(np.float32)}
+            if feats is not None:
+                arrays["features"] = feats.astype(np.float32)
+            if clean is not None:
+                arrays.update(clean_ids=np.array(self.clean.ids), clean_labels=self.clean.labels,
+                              clean_logits=clean[0].astype(np.float32))
+                if clean[1] is not None:
+                    arrays["clean_features"] = clean[1].astype(np.float32)
+            with atomic_open(d / "predictions.npz", "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+            save_checkpoint(model, d / "model.pt", config_hash=self.hash)
+            _write_json(d / "result.json", result)
+            self._write_run_json(model, "done", stages)
+            (d / "checkpoint.pt").unlink(missing_ok=True)
+        info.barrier()
+        return {**result, "status": "done"}
+
+    def _write_epochs(self, history: list[dict[str, Any]]) -> None:
+        head = ["stage", "stage_epoch", "epoch", "lr"]
+        tail = ["train_loss", "train_acc", "relabelled", "test_acc", "test_macro_f1", "epoch_time_s"]
+        losses = sorted({k for r in history for k in r if k.startswith("loss_")})
+        write_manifest(self.dir / "epochs.csv", history, head + losses + tail, sort_key=None)
+
+    def _write_run_json(self, model, status: str, stages) -> None:
+        job, s = self.job, self.settings
+        spec = job.plan.spec
+        data = {
+            "status": status, "config_hash": self.hash, "label": spec.label, "method": spec.name,
+            "variant": spec.variant, "preset": job.plan.preset, "options": spec.options_dict,
+            "model_kwargs": job.plan.all_kwargs, "recipe": model.recipe.to_dict(),
+            "stages": [list(x) for x in stages], "seed": job.seed, "dataset": job.dataset.record,
+            "config": job.config(s), "device": str(self.device), "world_size": self.info.world,
+            "settings": {"workers": s.workers, "eval_every": s.eval_every, "eval_clean": s.eval_clean,
+                         "cache_mb": s.cache_mb, "threads": s.threads},
+            "command": sys.argv, "versions": _versions(),
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        _write_json(self.dir / "run.json", data)
+
+
+def run_job(job: Job, settings: RunSettings, info: DistInfo | None = None, progress=None) -> dict[str, Any]:
+    """Train and evaluate ``job`` (or resume it, or skip it when finished); returns its result."""
+    return JobRunner(job, settings, info or DistInfo(), progress).run()
+
+
+def record_failure(job: Job, settings: RunSettings, exc: BaseException) -> dict[str, Any]:
+    """Mark a job as failed in its ``run.json`` (the run continues with the next job)."""
+    d = job.run_dir(settings)
+    d.mkdir(parents=True, exist_ok=True)
+    prev = _read_json(d / "run.json") or {}
+    prev.update(status="failed", error=f"{type(exc).__name__}: {exc}", label=job.plan.spec.label,
+                dataset=job.dataset.record, seed=job.seed, config_hash=job.hash(settings))
+    _write_json(d / "run.json", prev)
+    return {"status": "failed", "error": prev["error"], "label": job.plan.spec.label,
+            "dataset": job.dataset.name.name, "seed": job.seed, "run_dir": str(d)}

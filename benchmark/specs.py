@@ -1,0 +1,285 @@
+"""What to run: method specs, model options, sweeps and recipe overrides.
+
+A method spec names one configuration of a registered method::
+
+    NAME[:VARIANT][@PRESET][+KEY=VALUE]...
+
+* ``lrdif`` -- the method with its default variant and preset;
+* ``lrdif:S2-V4`` -- a named variant (Table 5's rows);
+* ``scn@tiny`` -- another preset (``tiny`` is the default on the sample set);
+* ``lrdif+T=8`` -- a constructor option (JSON value: ``8``, ``0.5``, ``true``, ``[16,32]``).
+
+``--model-opt [METHOD.]KEY=VALUE`` adds an option to every method (or to one), ``--sweep
+[METHOD.]KEY=V1,V2,...`` expands each matching method into one configuration per value (the
+diffusion-steps study: ``--methods lrdif --sweep T=1,2,4,8,16,32``). Recipe fields are changed
+with ``--epochs`` (every stage), ``--lr``, ``--batch-size``, ``--input-size`` and
+``--recipe KEY=VALUE``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from fercore.errors import ConfigError
+
+from .datasets import parse_value, safe_name, split_list
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One method configuration (see module docstring for the syntax)."""
+
+    name: str
+    variant: str | None = None
+    preset: str | None = None
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def options_dict(self) -> dict[str, Any]:
+        return {k: copy.deepcopy(v) for k, v in self.options}
+
+    @property
+    def label(self) -> str:
+        """The spec as text (preset included only when given)."""
+        s = self.name
+        if self.variant:
+            s += f":{self.variant}"
+        if self.preset:
+            s += f"@{self.preset}"
+        for k, v in self.options:
+            s += f"+{k}={json.dumps(v, separators=(',', ':')) if not isinstance(v, str) else v}"
+        return s
+
+    @property
+    def dirname(self) -> str:
+        return safe_name(self.label)
+
+    def with_options(self, **opts: Any) -> MethodSpec:
+        d = self.options_dict
+        d.update(opts)
+        return MethodSpec(self.name, self.variant, self.preset, tuple(sorted(d.items())))
+
+    def with_preset(self, preset: str | None) -> MethodSpec:
+        return MethodSpec(self.name, self.variant, preset, self.options)
+
+
+def parse_method(text: str) -> MethodSpec:
+    """Parse ``NAME[:VARIANT][@PRESET][+KEY=VALUE]...`` (validated against the registry)."""
+    text = text.strip()
+    if not text:
+        raise ConfigError("empty method name", flag="--methods")
+    head, *opts = _split_plus(text)
+    preset = None
+    if "@" in head:
+        head, preset = head.split("@", 1)
+    variant = None
+    if ":" in head:
+        head, variant = head.split(":", 1)
+    options: dict[str, Any] = {}
+    for o in opts:
+        if "=" not in o:
+            raise ConfigError(f"option {o!r} in {text!r} is not KEY=VALUE", flag="--methods")
+        k, v = o.split("=", 1)
+        options[k.strip()] = parse_value(v)
+    spec = MethodSpec(head.strip().lower(), variant or None, preset or None, tuple(sorted(options.items())))
+    validate_method(spec)
+    return spec
+
+
+def _split_plus(text: str) -> list[str]:
+    out, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        if ch == "+" and depth == 0:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur))
+    return out
+
+
+def validate_method(spec: MethodSpec) -> None:
+    """Unknown method, variant or preset -> :class:`ConfigError` naming ``--methods``."""
+    from models import get_entry
+
+    entry = get_entry(spec.name)
+    if spec.variant is not None and spec.variant not in entry.variants:
+        raise ConfigError(f"{spec.name} has no variant {spec.variant!r}; choose one of "
+                          f"{', '.join(entry.variants) or 'none (it has no variants)'}", flag="--methods")
+    if spec.preset is not None and spec.preset not in entry.presets:
+        raise ConfigError(f"{spec.name} has no preset {spec.preset!r}; choose one of "
+                          f"{', '.join(entry.presets)}", flag="--methods")
+
+
+def parse_methods(text: str, model_opts: tuple[str, ...] = (), sweeps: tuple[str, ...] = ()) -> list[MethodSpec]:
+    """``--methods``, ``--model-opt`` and ``--sweep`` -> the list of method configurations."""
+    specs = [parse_method(t) for t in split_list(text)]
+    if not specs:
+        raise ConfigError("no methods given", flag="--methods")
+    names = {s.name for s in specs}
+    for pair in model_opts:
+        scope, key, value = _scoped(pair, "--model-opt", names)
+        specs = [s.with_options(**{key: parse_value(value)}) if scope in (None, s.name) else s for s in specs]
+    for pair in sweeps:
+        scope, key, values = _scoped(pair, "--sweep", names)
+        vals = [parse_value(v) for v in split_list(values)]
+        if not vals:
+            raise ConfigError(f"no values in {pair!r}", flag="--sweep")
+        specs = [x for s in specs for x in
+                 ([s.with_options(**{key: v}) for v in vals] if scope in (None, s.name) else [s])]
+    seen: set[str] = set()
+    for s in specs:
+        if s.label in seen:
+            raise ConfigError(f"method {s.label} listed twice", flag="--methods")
+        seen.add(s.label)
+    return specs
+
+
+def _scoped(pair: str, flag: str, names: set[str]) -> tuple[str | None, str, str]:
+    if "=" not in pair:
+        raise ConfigError(f"expected [METHOD.]KEY=VALUE, got {pair!r}", flag=flag)
+    key, value = pair.split("=", 1)
+    key = key.strip()
+    scope = None
+    if "." in key:
+        scope, key = key.split(".", 1)
+        scope = scope.lower()
+        if scope not in names:
+            raise ConfigError(f"{pair!r} targets {scope!r}, which is not in --methods ({', '.join(sorted(names))})",
+                              flag=flag)
+    return scope, key, value
+
+
+@dataclass(frozen=True)
+class RecipeOverrides:
+    """Recipe changes from the command line (applied on top of the method's recipe)."""
+
+    epochs: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    input_size: int | None = None
+    fields: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def from_cli(cls, epochs=None, lr=None, batch_size=None, input_size=None,
+                 recipe_pairs: tuple[str, ...] = ()) -> RecipeOverrides:
+        fields: dict[str, Any] = {}
+        for pair in recipe_pairs:
+            if "=" not in pair:
+                raise ConfigError(f"expected KEY=VALUE, got {pair!r}", flag="--recipe")
+            k, v = pair.split("=", 1)
+            fields[k.strip()] = parse_value(v)
+        for name, val in (("epochs", epochs), ("batch_size", batch_size), ("input_size", input_size)):
+            if val is not None and val <= 0:
+                raise ConfigError(f"must be positive, got {val}", flag="--" + name.replace("_", "-"))
+        if lr is not None and lr <= 0:
+            raise ConfigError(f"must be positive, got {lr}", flag="--lr")
+        return cls(epochs, lr, batch_size, input_size, tuple(sorted(fields.items())))
+
+    def changes_for(self, base_recipe) -> dict[str, Any]:
+        """Recipe field changes for a method whose resolved recipe is ``base_recipe``.
+
+        ``--epochs N`` sets ``epochs`` and, for multi-stage methods, every stage's epochs.
+        """
+        ch: dict[str, Any] = dict(self.fields)
+        if self.epochs is not None:
+            ch["epochs"] = self.epochs
+            if base_recipe.stage_epochs:
+                ch["stage_epochs"] = {k: self.epochs for k in base_recipe.stage_epochs}
+        for name in ("lr", "batch_size", "input_size"):
+            if getattr(self, name) is not None:
+                ch[name] = getattr(self, name)
+        return ch
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size,
+                "input_size": self.input_size, "fields": dict(self.fields)}
+
+
+@dataclass
+class ModelPlan:
+    """A method spec resolved against the registry: constructor kwargs and final recipe."""
+
+    spec: MethodSpec
+    preset: str
+    kwargs: dict[str, Any]
+    recipe_changes: dict[str, Any]
+    recipe: Any
+    stages: tuple[str, ...] = ()
+    all_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def plan_model(spec: MethodSpec, overrides: RecipeOverrides, default_preset: str | None) -> ModelPlan:
+    """Resolve a spec: preset (spec, else run default, else the method's), kwargs, recipe."""
+    from models import get_entry
+    from models.registry import resolve_config
+
+    entry = get_entry(spec.name)
+    preset = spec.preset or (default_preset if default_preset in entry.presets else None) or entry.default_preset
+    kwargs, recipe = resolve_config(spec.name, preset, spec.variant, **spec.options_dict)
+    changes = overrides.changes_for(recipe)
+    recipe = recipe.replace(**changes)
+    sig = inspect.signature(entry.cls.__init__)
+    all_kwargs = {k: p.default for k, p in sig.parameters.items()
+                  if k not in ("self", "num_classes") and p.default is not inspect.Parameter.empty
+                  and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    named = {k for k, p in sig.parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    all_kwargs.update(kwargs)
+    unknown = set(spec.options_dict) - named
+    if unknown and not any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
+        raise ConfigError(f"{spec.name} takes no option(s) {sorted(unknown)}; its options are "
+                          f"{', '.join(sorted(all_kwargs)) or 'none'}", flag="--model-opt")
+    return ModelPlan(spec, preset, kwargs, changes, recipe, tuple(entry.cls.stages), _jsonable(all_kwargs))
+
+
+def stage_plan(recipe, stages: tuple[str, ...]) -> list[tuple[str, int]]:
+    """(stage, epochs) in order: ``stage_epochs`` when given, else ``epochs`` for each stage.
+
+    A stage missing from ``stage_epochs`` gets 0 epochs (skipped); a ``stage_epochs`` key that
+    is not one of the model's stages is an error.
+    """
+    if recipe.stage_epochs:
+        extra = set(recipe.stage_epochs) - set(stages)
+        if extra:
+            raise ConfigError(f"recipe.stage_epochs names {sorted(extra)}, but the model's stages are "
+                              f"{list(stages)}", flag="--recipe")
+        return [(s, int(recipe.stage_epochs.get(s, 0))) for s in stages]
+    return [(s, int(recipe.epochs)) for s in stages]
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=lambda o: list(o) if isinstance(o, (tuple, set)) else repr(o)))
+
+
+def config_hash(payload: dict[str, Any]) -> str:
+    """Short stable hash of a JSON-able config (12 hex digits)."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` or ``"0-4"`` -> seeds."""
+    out: list[int] = []
+    for part in split_list(text):
+        try:
+            if "-" in part.strip("-") and not part.startswith("-"):
+                a, b = part.split("-", 1)
+                out.extend(range(int(a), int(b) + 1))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise ConfigError(f"not a seed list: {text!r} (use 0,1,2 or 0-4)", flag="--seeds") from None
+    if not out or any(s < 0 for s in out):
+        raise ConfigError(f"need non-negative seeds, got {text!r}", flag="--seeds")
+    if len(set(out)) != len(out):
+        raise ConfigError(f"seed listed twice in {text!r}", flag="--seeds")
+    return out
