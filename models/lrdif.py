@@ -31,7 +31,7 @@ from fercore.seeding import torch_generator
 
 from .base import FERModel, Normalize, StepContext, StepOutput
 from .blocks.former import PriorLandmarkFormer
-from .blocks.prior_diffusion import PriorDenoiser, PriorDiffusion, prior_kl
+from .blocks.prior_diffusion import KL_DIRECTIONS, PriorDenoiser, PriorDiffusion, prior_kl
 from .clip_encoders import DEFAULT_TEMPLATE, FrozenCLIP, image_fingerprint
 from .landmarks import build_landmark_encoder
 from .recipe import Recipe
@@ -152,6 +152,8 @@ class LRDif(FERModel):
                 raise ConfigError(f"must be >= 0, got {value}", flag=name)
         if kl_temperature <= 0:
             raise ConfigError(f"must be > 0, got {kl_temperature}", flag="kl_temperature")
+        if kl_direction not in KL_DIRECTIONS:
+            raise ConfigError(f"choose one of {', '.join(KL_DIRECTIONS)}, got {kl_direction!r}", flag="kl_direction")
         if isinstance(T, bool) or not isinstance(T, int) or T < 1:
             raise ConfigError(f"must be an integer >= 1 (reverse steps), got {T!r}", flag="T")
         self.stages = tuple(train_stages)
@@ -162,7 +164,6 @@ class LRDif(FERModel):
         self.kl_weight, self.kl_temperature, self.kl_direction = kl_weight, kl_temperature, kl_direction
         self.l1_weight = l1_weight
         self.predict_seed = predict_seed
-        prior_kl(torch.zeros(1, 2), torch.zeros(1, 2), kl_temperature, kl_direction)  # validates both
 
         self.norm = Normalize()
         self.clip = FrozenCLIP(class_names, clip_model, clip_pretrained, clip_template, clip_init_seed,

@@ -119,10 +119,13 @@ class PriorDiffusion(nn.Module):
         }
         for name, value in buffers.items():
             self.register_buffer(name, value.float(), persistent=False)
+        # the same numbers as Python floats for the reverse loop (no indexing ops per step)
+        self._coef = {name: [float(v) for v in value] for name, value in buffers.items()}
 
     def q_sample(self, z0: Tensor, t: int, noise: Tensor) -> Tensor:
         """Eq. 14: ``sqrt(abar_t) z0 + sqrt(1 - abar_t) noise`` (``t`` 0-based, ``T-1`` last)."""
-        return self.sqrt_alphas_cumprod[t] * z0 + self.sqrt_one_minus_alphas_cumprod[t] * noise
+        c = self._coef
+        return c["sqrt_alphas_cumprod"][t] * z0 + c["sqrt_one_minus_alphas_cumprod"][t] * noise
 
     def predict_x0(self, z_t: Tensor, t: int, cond: Tensor) -> Tensor:
         """The denoiser's estimate of the clean prior at step ``t`` (one denoiser call)."""
@@ -130,14 +133,16 @@ class PriorDiffusion(nn.Module):
         out = self.denoiser(z_t, tt, cond)
         if self.parameterization == "x0":
             return out
-        return self.sqrt_recip_alphas_cumprod[t] * z_t - self.sqrt_recipm1_alphas_cumprod[t] * out
+        c = self._coef
+        return c["sqrt_recip_alphas_cumprod"][t] * z_t - c["sqrt_recipm1_alphas_cumprod"][t] * out
 
     def reverse_step(self, z_t: Tensor, t: int, cond: Tensor, noise: Tensor | None = None) -> Tensor:
         """Eq. 16: posterior mean from ``Zhat_0``; plus ``sigma_t * noise`` when ``noise`` is
         given and ``t > 0`` (the inserted noise)."""
-        z = self.posterior_c1[t] * self.predict_x0(z_t, t, cond) + self.posterior_c2[t] * z_t
+        c = self._coef
+        z = c["posterior_c1"][t] * self.predict_x0(z_t, t, cond) + c["posterior_c2"][t] * z_t
         if noise is not None and t > 0:
-            z = z + self.posterior_std[t] * noise
+            z = z + c["posterior_std"][t] * noise
         return z
 
     def reverse(self, z_T: Tensor, cond: Tensor, step_noise: Tensor | None = None) -> Tensor:
