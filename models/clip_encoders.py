@@ -11,6 +11,12 @@
   an adjective for each canonical class (``happiness`` -> ``"happy"``, see
   :data:`EXPRESSION_WORDS`); other names are used as they are.
 * **Class text embeddings** are computed once, when the encoder is built, and kept as a buffer.
+  By default they are *centred* over the classes (``center_text=True``) before the L2
+  normalisation: prompts that differ in one word are nearly parallel in CLIP space (cosine
+  0.83-0.99 with the tiny CLIP), so the label signal is a small difference on a large shared
+  direction; removing the class mean leaves only the class-specific part. It is a fixed
+  affine map of the paper's ``E_L(y)`` (FPEN's first layer could learn it) that makes
+  stage 1 learn much faster (the tiny preset's oracle reaches 94% in 4 epochs instead of 45%).
 * **Image embeddings** are cached per record id (:class:`ImageEmbeddingCache`). The rule that
   keeps the cache valid: an entry also stores a fingerprint (BLAKE2b of the exact input
   tensor), and it is used only when the new input has the same fingerprint -- un-augmented
@@ -166,11 +172,13 @@ class FrozenCLIP(nn.Module):
         normalize: L2-normalise the embeddings.
         cache: cache image embeddings by record id (see the module doc for the validity rule).
         cache_dir: keep the image-embedding cache on disk in this folder.
+        center_text: subtract the mean over classes from the text embeddings (then
+            re-normalise when ``normalize``).
     """
 
     def __init__(self, class_names: Sequence[str], model: str = "ViT-B-32", pretrained: str | None = "openai",
                  template: str = DEFAULT_TEMPLATE, init_seed: int = 0, normalize: bool = True,
-                 cache: bool = True, cache_dir: str | Path | None = None):
+                 cache: bool = True, cache_dir: str | Path | None = None, center_text: bool = True):
         super().__init__()
         clip, tokenizer = build_clip(model, pretrained, init_seed)
         self.__dict__["_clip"] = clip  # not a submodule: never in the state dict, never trained
@@ -184,6 +192,10 @@ class FrozenCLIP(nn.Module):
         self.register_buffer("std", torch.tensor(cfg.get("std", _OPENAI_STD)).view(1, 3, 1, 1), persistent=False)
         with torch.no_grad():
             text = clip.encode_text(tokenizer(self.prompts), normalize=normalize).float()
+            if center_text and len(self.prompts) > 1:
+                text = text - text.mean(0, keepdim=True)
+                if normalize:
+                    text = F.normalize(text, dim=1)
         self.register_buffer("text_embeddings", text, persistent=False)
         self.embed_dim = text.shape[1]
         identity = json.dumps([model, pretrained, init_seed, normalize, list(self.image_size)])

@@ -106,7 +106,8 @@ class LRDif(FERModel):
             ``source.classes``) name them in the CLIP prompts (default: the canonical order).
         image_size: side the network works at (inputs of another size are resized).
         clip_model, clip_pretrained, clip_template, clip_init_seed, clip_normalize,
-            clip_cache, clip_cache_dir: the frozen CLIP (:class:`models.clip_encoders.FrozenCLIP`).
+            clip_cache, clip_cache_dir, clip_center_text: the frozen CLIP
+            (:class:`models.clip_encoders.FrozenCLIP`).
         prior_dim: ``C``, the length of the prior ``Z``; fpen_layers: linear layers per FPEN.
         dims, blocks, heads, ffn_expansion, stem_stride: DTnetwork; dil_heads, windows,
             image_stream, layer_scale: DILnetwork; embed_dim, vit_depth, vit_heads, mlp_ratio:
@@ -126,7 +127,7 @@ class LRDif(FERModel):
     def __init__(self, num_classes: int = 7, *, class_names: Sequence[str] | None = None, image_size: int = 224,
                  clip_model: str = "ViT-B-32", clip_pretrained: str | None = "openai",
                  clip_template: str = DEFAULT_TEMPLATE, clip_init_seed: int = 0, clip_normalize: bool = True,
-                 clip_cache: bool = True, clip_cache_dir: str | None = None,
+                 clip_cache: bool = True, clip_cache_dir: str | None = None, clip_center_text: bool = True,
                  prior_dim: int = 256, fpen_layers: int = 3,
                  dims: Sequence[int] = (64, 128, 256), blocks: Sequence[int] = (4, 6, 6),
                  heads: Sequence[int] = (1, 2, 4), ffn_expansion: float = 2.66, stem_stride: int = 8,
@@ -167,7 +168,7 @@ class LRDif(FERModel):
 
         self.norm = Normalize()
         self.clip = FrozenCLIP(class_names, clip_model, clip_pretrained, clip_template, clip_init_seed,
-                               clip_normalize, clip_cache, clip_cache_dir)
+                               clip_normalize, clip_cache, clip_cache_dir, clip_center_text)
         e = self.clip.embed_dim
         self.fpen_s1 = FPEN(2 * e, prior_dim, fpen_layers)
         self.fpen_s2 = FPEN(e, prior_dim, fpen_layers)

@@ -200,6 +200,11 @@ def test_prompts_and_cached_text_embeddings():
     # the same seed gives the same random CLIP in any process (so checkpoints can leave it out)
     again = FrozenCLIP(["fear", "happiness", "anger"], model="tiny", pretrained=None)
     assert torch.equal(again.text_embeddings, te)
+    # centring removes the prompt's shared direction: raw prompts are nearly parallel, centred ones are not
+    raw = FrozenCLIP(["fear", "happiness", "anger"], model="tiny", pretrained=None, center_text=False).text_embeddings
+    off = ~torch.eye(3, dtype=torch.bool)
+    assert (raw @ raw.T)[off].min() > 0.8 and (te @ te.T)[off].max() < 0.5
+    assert torch.allclose(te, torch.nn.functional.normalize(raw - raw.mean(0), dim=1), atol=1e-6)
 
 
 def test_image_embedding_cache_hits_only_on_identical_inputs(tmp_path):
