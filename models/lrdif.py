@@ -145,7 +145,8 @@ class LRDif(FERModel):
         if tuple(train_stages) not in TRAIN_STAGES:
             raise ConfigError(f"must be one of {TRAIN_STAGES}, got {train_stages!r}", flag="train_stages")
         if class_names is None:
-            class_names = class_list(num_classes) if num_classes in (7, 8) else [f"class {i}" for i in range(num_classes)]
+            class_names = (class_list(num_classes) if num_classes in (7, 8)
+                           else [f"class {i}" for i in range(num_classes)])
         if len(class_names) != num_classes:
             raise ConfigError(f"{len(class_names)} names for {num_classes} classes", flag="class_names")
         for name, value in (("kl_weight", kl_weight), ("l1_weight", l1_weight)):
@@ -229,7 +230,8 @@ class LRDif(FERModel):
         lmk = batch.get("landmarks")
         return self.former(x, prior, self.landmark_encoder(x, lmk))
 
-    def _predict_noise(self, batch: dict[str, Any], img: Tensor, ctx: StepContext | None) -> tuple[Tensor, Tensor | None]:
+    def _predict_noise(self, batch: dict[str, Any], img: Tensor,
+                       ctx: StepContext | None) -> tuple[Tensor, Tensor | None]:
         """Start noise ``(B, C)`` and inserted noise ``(T, B, C)`` (or ``None``) for inference.
 
         With a generator in ``ctx``: drawn from it. Without: per item, from a generator seeded

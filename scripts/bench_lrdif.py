@@ -65,7 +65,8 @@ def build(preset: str, device: str, **kw):
 def make_batch(model, n: int, device: str, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
     s = model.image_size
-    b = {"image": torch.rand(n, 3, s, s, generator=g).to(device), "label": torch.randint(0, 7, (n,), generator=g).to(device),
+    b = {"image": torch.rand(n, 3, s, s, generator=g).to(device),
+         "label": torch.randint(0, 7, (n,), generator=g).to(device),
          "id": [f"bench_{seed}_{i}" for i in range(n)]}
     if "landmarks" in model.requires:
         b["landmarks"] = (torch.rand(n, 68, 2, generator=g) * 0.6 + 0.2).to(device)

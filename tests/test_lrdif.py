@@ -214,7 +214,8 @@ def test_heatmap_landmarks_are_required_and_used():
                                        ({"windows": (5, 8, 4)}, "windows"), ({"image_size": 60}, "image_size"),
                                        ({"kl_temperature": -1.0}, "kl_temperature"),
                                        ({"schedule": "quadratic"}, "schedule"),
-                                       ({"clip_pretrained": "/nope/clip.bin", "clip_model": "ViT-B-32"}, "clip_pretrained"),
+                                       ({"clip_pretrained": "/nope/clip.bin", "clip_model": "ViT-B-32"},
+                                        "clip_pretrained"),
                                        ({"train_stages": ("s2",)}, "train_stages"),
                                        ({"landmarks": "mobilefacenet"}, "mobilefacenet_path")])
 def test_impossible_settings_name_the_flag(kw, flag):

@@ -77,7 +77,8 @@ class WindowCrossAttention(nn.Module):
         bw, n, c = windows.shape
         b = query.shape[0]
         if query.shape[1:] != (n, c) or bw % b:
-            raise ValueError(f"WindowCrossAttention: query {tuple(query.shape)} does not fit windows {tuple(windows.shape)}")
+            raise ValueError(f"WindowCrossAttention: query {tuple(query.shape)} does not fit "
+                             f"windows {tuple(windows.shape)}")
         hd = c // self.heads
         k, v = self.kv(windows).reshape(bw, n, 2, self.heads, hd).permute(2, 0, 3, 1, 4)
         q = self.q(query).reshape(b, 1, n, self.heads, hd).expand(b, bw // b, n, self.heads, hd)
