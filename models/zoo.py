@@ -4,3 +4,4 @@ Add one line per method file here.
 """
 
 from . import cnn  # noqa: F401
+from . import lrdif  # noqa: F401

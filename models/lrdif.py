@@ -1,0 +1,299 @@
+"""LRDif: diffusion on an emotion prior for FER on under-display-camera images.
+
+Wang, Zhang, Sankaranarayana, "LRDif: Diffusion Models for Under-Display Camera Emotion
+Recognition" (arXiv 2402.00250), Sec. 3. Two stages:
+
+* **s1** -- ``Z = FPEN_S1(concat(E_L(y), E_I(x)))`` (Eq. 1) from frozen CLIP text and image
+  embeddings of the label and the image; ``Z`` modulates every block of the UDCformer
+  (DTnetwork Eq. 2-4 + DILnetwork Eq. 5-9 + fusion and ViT Eq. 10-12); loss CE (Eq. 13).
+* **s2** -- the label is gone: ``c = FPEN_S2(E_I(x))`` (Eq. 15) conditions a denoiser that
+  runs ``T`` reverse steps on the prior (Eq. 14, 16); the UDCformer, FPEN_S2 and the denoiser
+  train jointly with CE + KL(softmax Z_S1 || softmax Z_S2) (Eq. 17-18), the stage-1 network
+  ``FPEN_S1`` frozen as the teacher. Training starts the chain from ``q(Z_T | Z_S1)`` and
+  back-propagates through all ``T`` steps; inference starts from Gaussian noise.
+
+Table 5's rows are variants (``create_model("lrdif", variant="S2-V4")``); every choice the
+paper leaves open is a constructor setting, documented in ``docs/lrdif.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fercore.classes import class_list
+from fercore.errors import ConfigError
+from fercore.seeding import torch_generator
+
+from .base import FERModel, Normalize, StepContext, StepOutput
+from .blocks.former import PriorLandmarkFormer
+from .blocks.prior_diffusion import KL_DIRECTIONS, PriorDenoiser, PriorDiffusion, prior_kl
+from .clip_encoders import DEFAULT_TEMPLATE, FrozenCLIP, image_fingerprint
+from .landmarks import build_landmark_encoder
+from .recipe import Recipe
+from .registry import register_model
+
+PAPER = {
+    "image_size": 224, "clip_model": "ViT-B-32", "clip_pretrained": "openai",
+    "prior_dim": 256, "fpen_layers": 3,
+    "dims": (64, 128, 256), "blocks": (4, 6, 6), "heads": (1, 2, 4), "ffn_expansion": 2.66, "stem_stride": 8,
+    "dil_heads": (2, 4, 8), "windows": None, "image_stream": "dt",
+    "embed_dim": 768, "vit_depth": 2, "vit_heads": 8,
+    "landmarks": "heatmap", "T": 4, "denoiser_depth": 1,
+}
+TINY = {
+    "image_size": 64, "clip_model": "tiny", "clip_pretrained": None,
+    "prior_dim": 32, "fpen_layers": 2,
+    "dims": (16, 32, 64), "blocks": (1, 1, 1), "heads": (1, 2, 2), "ffn_expansion": 2.0, "stem_stride": 4,
+    "dil_heads": (1, 2, 4), "windows": None, "image_stream": "dt",
+    "embed_dim": 64, "vit_depth": 1, "vit_heads": 2,
+    "landmarks": "none", "T": 4, "denoiser_depth": 1,
+    "recipe": {"input_size": 64, "epochs": 6, "stage_epochs": {"s1": 3, "s2": 3}},
+}
+#: LRDif Table 5 (UDC-RAF-DB): ground truth / diffusion / loss / inserted noise.
+VARIANTS = {
+    "S1": {"train_stages": ("s1",)},
+    "S2-V1": {"diffusion": False, "kl_weight": 0.0},
+    "S2-V2": {"diffusion": True, "kl_weight": 0.0, "insert_noise": False},
+    "S2-V3": {"diffusion": True, "kl_weight": 1.0, "insert_noise": True},
+    "S2-V4": {"diffusion": True, "kl_weight": 1.0, "insert_noise": False},
+}
+TRAIN_STAGES = (("s1",), ("s1", "s2"))
+
+
+class FPEN(nn.Module):
+    """The condensed prior extraction network: ``layers`` x (Linear + LeakyReLU(0.1)).
+
+    ``FPEN_S1`` reads ``concat(E_L(y), E_I(x))`` (``in_dim = 2E``), ``FPEN_S2`` reads
+    ``E_I(x)`` (``in_dim = E``): only the first layer differs (LRDif Eq. 1, 15).
+    """
+
+    def __init__(self, in_dim: int, prior_dim: int, layers: int = 3):
+        super().__init__()
+        if layers < 1:
+            raise ConfigError(f"must be >= 1, got {layers}", flag="fpen_layers")
+        mods: list[nn.Module] = []
+        for i in range(layers):
+            mods += [nn.Linear(in_dim if i == 0 else prior_dim, prior_dim), nn.LeakyReLU(0.1)]
+        self.body = nn.Sequential(*mods)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, in_dim)`` -> ``(B, prior_dim)``."""
+        return self.body(x)
+
+
+@register_model(
+    "lrdif",
+    recipe=Recipe(optimizer="adam", lr=3.5e-4, weight_decay=1e-4, schedule="none", epochs=200, batch_size=64,
+                  input_size=224, augment=("hflip",), stage_epochs={"s1": 100, "s2": 100},
+                  source="LRDif Sec. 4.2: Adam, lr 3.5e-4, weight decay 1e-4, batch 64, 100 epochs "
+                         "(taken per stage, as DiffIR trains both stages; hflip and no schedule: our choice)"),
+    presets={"paper": PAPER, "tiny": TINY},
+    default_preset="paper",
+    description="LRDif: CLIP prior (stage 1) recovered by few-step diffusion (stage 2), UDCformer",
+    paper="Wang, Zhang, Sankaranarayana. LRDif: Diffusion Models for Under-Display Camera Emotion "
+          "Recognition. arXiv:2402.00250",
+    variants=VARIANTS)
+class LRDif(FERModel):
+    """LRDif (see the module doc). All arguments are settings of ``create_model("lrdif", ...)``.
+
+    Args:
+        num_classes: classes; ``class_names`` (one per index, the dataset's order, e.g.
+            ``source.classes``) name them in the CLIP prompts (default: the canonical order).
+        image_size: side the network works at (inputs of another size are resized).
+        clip_model, clip_pretrained, clip_template, clip_init_seed, clip_normalize,
+            clip_cache, clip_cache_dir, clip_center_text: the frozen CLIP
+            (:class:`models.clip_encoders.FrozenCLIP`).
+        prior_dim: ``C``, the length of the prior ``Z``; fpen_layers: linear layers per FPEN.
+        dims, blocks, heads, ffn_expansion, stem_stride: DTnetwork; dil_heads, windows,
+            image_stream, layer_scale: DILnetwork; embed_dim, vit_depth, vit_heads, mlp_ratio:
+            the token transformer (:class:`models.blocks.former.PriorLandmarkFormer`).
+        landmarks, heatmap_sigma, heatmap_groups, mobilefacenet_path: landmark features
+            (:mod:`models.landmarks`).
+        diffusion: stage 2 recovers the prior by diffusion (False: ``Z = FPEN_S2(E_I(x))``).
+        T, schedule, beta_start, beta_end, parameterization, denoiser_depth: the diffusion.
+        insert_noise: add sampled noise in the reverse steps (Table 5's "insert noise").
+        kl_weight, kl_temperature, kl_direction, l1_weight: stage-2 prior losses.
+        train_stages: ``("s1", "s2")`` or ``("s1",)`` (variant S1).
+        predict_seed: seeds the inference noise when ``predict`` gets no generator.
+    """
+
+    stages = ("s1", "s2")
+
+    def __init__(self, num_classes: int = 7, *, class_names: Sequence[str] | None = None, image_size: int = 224,
+                 clip_model: str = "ViT-B-32", clip_pretrained: str | None = "openai",
+                 clip_template: str = DEFAULT_TEMPLATE, clip_init_seed: int = 0, clip_normalize: bool = True,
+                 clip_cache: bool = True, clip_cache_dir: str | None = None, clip_center_text: bool = True,
+                 prior_dim: int = 256, fpen_layers: int = 3,
+                 dims: Sequence[int] = (64, 128, 256), blocks: Sequence[int] = (4, 6, 6),
+                 heads: Sequence[int] = (1, 2, 4), ffn_expansion: float = 2.66, stem_stride: int = 8,
+                 dil_heads: Sequence[int] = (2, 4, 8), windows: Sequence[int] | None = None,
+                 image_stream: str = "dt", layer_scale: float | None = None,
+                 embed_dim: int = 768, vit_depth: int = 2, vit_heads: int = 8, mlp_ratio: float = 4.0,
+                 landmarks: str = "heatmap", heatmap_sigma: float = 1.5, heatmap_groups: str = "parts",
+                 mobilefacenet_path: str | None = None,
+                 diffusion: bool = True, T: int = 4, schedule: str = "linear", beta_start: float = 0.1,
+                 beta_end: float = 0.99, parameterization: str = "x0", denoiser_depth: int = 1,
+                 insert_noise: bool = True, kl_weight: float = 1.0, kl_temperature: float = 1.0,
+                 kl_direction: str = "s1||s2", l1_weight: float = 0.0,
+                 train_stages: Sequence[str] = ("s1", "s2"), predict_seed: int = 0):
+        super().__init__(num_classes)
+        if tuple(train_stages) not in TRAIN_STAGES:
+            raise ConfigError(f"must be one of {TRAIN_STAGES}, got {train_stages!r}", flag="train_stages")
+        if class_names is None:
+            class_names = (class_list(num_classes) if num_classes in (7, 8)
+                           else [f"class {i}" for i in range(num_classes)])
+        if len(class_names) != num_classes:
+            raise ConfigError(f"{len(class_names)} names for {num_classes} classes", flag="class_names")
+        for name, value in (("kl_weight", kl_weight), ("l1_weight", l1_weight)):
+            if value < 0:
+                raise ConfigError(f"must be >= 0, got {value}", flag=name)
+        if kl_temperature <= 0:
+            raise ConfigError(f"must be > 0, got {kl_temperature}", flag="kl_temperature")
+        if kl_direction not in KL_DIRECTIONS:
+            raise ConfigError(f"choose one of {', '.join(KL_DIRECTIONS)}, got {kl_direction!r}", flag="kl_direction")
+        if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+            raise ConfigError(f"must be an integer >= 1 (reverse steps), got {T!r}", flag="T")
+        self.stages = tuple(train_stages)
+        self.image_size = image_size
+        self.prior_dim = prior_dim
+        self.use_diffusion = diffusion
+        self.insert_noise = insert_noise
+        self.kl_weight, self.kl_temperature, self.kl_direction = kl_weight, kl_temperature, kl_direction
+        self.l1_weight = l1_weight
+        self.predict_seed = predict_seed
+
+        self.norm = Normalize()
+        self.clip = FrozenCLIP(class_names, clip_model, clip_pretrained, clip_template, clip_init_seed,
+                               clip_normalize, clip_cache, clip_cache_dir, clip_center_text)
+        e = self.clip.embed_dim
+        self.fpen_s1 = FPEN(2 * e, prior_dim, fpen_layers)
+        self.fpen_s2 = FPEN(e, prior_dim, fpen_layers)
+        self.landmark_encoder = build_landmark_encoder(
+            landmarks, dims, image_size, stem_stride, heatmap_sigma=heatmap_sigma,
+            heatmap_groups=heatmap_groups, mobilefacenet_path=mobilefacenet_path)
+        self.requires = frozenset({"landmarks"}) if self.landmark_encoder.needs_landmarks else frozenset()
+        self.former = PriorLandmarkFormer(
+            num_classes, image_size, prior_dim, dims, blocks, heads, ffn_expansion, stem_stride, dil_heads,
+            windows, image_stream, embed_dim, vit_depth, vit_heads, mlp_ratio, layer_scale)
+        self.diffusion = (PriorDiffusion(PriorDenoiser(prior_dim, T, denoiser_depth), T, schedule, beta_start,
+                                         beta_end, parameterization) if diffusion else None)
+        self.begin_stage(self.stages[0])
+
+    # -- stages ----------------------------------------------------------------------------
+    def _trainable(self, stage: str) -> list[nn.Module]:
+        shared = [self.landmark_encoder, self.former]
+        if stage == "s1":
+            return [self.fpen_s1, *shared]
+        return [self.fpen_s2, *shared] + ([self.diffusion] if self.diffusion is not None else [])
+
+    def begin_stage(self, stage: str) -> None:
+        """s1: FPEN_S1 + UDCformer train. s2: FPEN_S2 + denoiser + UDCformer train, starting
+        from the stage-1 UDCformer; FPEN_S1 is frozen (the teacher). CLIP and a MobileFaceNet
+        are always frozen."""
+        super().begin_stage(stage)
+        self.requires_grad_(False)
+        for m in self._trainable(stage):
+            m.requires_grad_(True)
+        net = getattr(self.landmark_encoder, "net", None)
+        if net is not None:
+            net.requires_grad_(False)
+
+    def end_epoch(self, epoch: int, stage: str) -> None:
+        self.clip.save_cache()
+
+    # -- pieces ----------------------------------------------------------------------------
+    def _images(self, batch: dict[str, Any]) -> Tensor:
+        img = batch["image"]
+        if img.ndim != 4 or img.shape[1] != 3:
+            raise ConfigError(f"batch['image'] must be (B, 3, H, W) RGB in [0, 1], got {tuple(img.shape)}",
+                              flag="image")
+        if img.shape[-2:] != (self.image_size, self.image_size):
+            img = F.interpolate(img.float(), size=(self.image_size, self.image_size), mode="bilinear",
+                                align_corners=False, antialias=True)
+        return img.float()
+
+    def _ids(self, batch: dict[str, Any], n: int) -> list[str] | None:
+        ids = batch.get("id")
+        return list(map(str, ids)) if ids is not None and len(ids) == n else None
+
+    def prior_s1(self, labels: Tensor, image_emb: Tensor) -> Tensor:
+        """Eq. 1: ``FPEN_S1(concat(E_L(y), E_I(x)))``."""
+        return self.fpen_s1(torch.cat([self.clip.encode_labels(labels).to(image_emb), image_emb], dim=1))
+
+    def _classify(self, img: Tensor, prior: Tensor, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
+        x = self.norm(img)
+        lmk = batch.get("landmarks")
+        return self.former(x, prior, self.landmark_encoder(x, lmk))
+
+    def _predict_noise(self, batch: dict[str, Any], img: Tensor,
+                       ctx: StepContext | None) -> tuple[Tensor, Tensor | None]:
+        """Start noise ``(B, C)`` and inserted noise ``(T, B, C)`` (or ``None``) for inference.
+
+        With a generator in ``ctx``: drawn from it. Without: per item, from a generator seeded
+        by ``(predict_seed, record id)`` -- or the image's fingerprint when the batch has no
+        ids -- so an image gets the same noise in any batch, at any batch size.
+        """
+        n = 1 + (self.diffusion.steps if self.insert_noise else 0)
+        b, c = img.shape[0], self.prior_dim
+        if ctx is not None and ctx.generator is not None:
+            draws = ctx.randn(n, b, c)
+        else:
+            keys = self._ids(batch, b) or [image_fingerprint(im).hex() for im in img]
+            draws = torch.stack([torch.randn(n, c, generator=torch_generator(self.predict_seed, "lrdif-predict", k))
+                                 for k in keys], dim=1)
+        draws = draws.to(img.device)
+        return draws[0], (draws[1:] if self.insert_noise else None)
+
+    # -- the interface ---------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Any], ctx: StepContext) -> StepOutput:
+        img = self._images(batch)
+        labels = batch["label"].to(img.device)
+        image_emb = self.clip.encode_images(img, self._ids(batch, img.shape[0]))
+        if self.stage == "s1":
+            z = self.prior_s1(labels, image_emb)
+            logits, feat = self._classify(img, z, batch)
+            return StepOutput(logits, {"ce": F.cross_entropy(logits, labels)}, feat, {"prior": z.detach()})
+        with torch.no_grad():
+            z1 = self.prior_s1(labels, image_emb)
+        cond = self.fpen_s2(image_emb)
+        if self.diffusion is not None:
+            b, c, t = img.shape[0], self.prior_dim, self.diffusion.steps
+            start = ctx.randn(b, c, device=img.device)
+            steps = ctx.randn(t, b, c, device=img.device) if self.insert_noise else None
+            z2 = self.diffusion.train_chain(z1, cond, start, steps)
+        else:
+            z2 = cond
+        logits, feat = self._classify(img, z2, batch)
+        losses = {"ce": F.cross_entropy(logits, labels)}
+        if self.kl_weight > 0:
+            losses["kl"] = self.kl_weight * prior_kl(z1, z2, self.kl_temperature, self.kl_direction)
+        if self.l1_weight > 0:
+            losses["l1"] = self.l1_weight * F.l1_loss(z2, z1)
+        return StepOutput(logits, losses, feat, {"prior": z2.detach(), "prior_s1": z1})
+
+    def predict(self, batch: dict[str, Any], ctx: StepContext | None = None) -> StepOutput:
+        """Stage 2: no label; the prior comes from ``T`` reverse steps (or FPEN_S2 alone with
+        ``diffusion=False``). Stage 1 (variant S1, the paper's oracle row) needs
+        ``batch["label"]``: its prior is built from the true label."""
+        img = self._images(batch)
+        image_emb = self.clip.encode_images(img, self._ids(batch, img.shape[0]))
+        if self.stage == "s1":
+            if "label" not in batch:
+                raise ConfigError("a stage-1 LRDif builds its prior from the true label (Table 5's oracle "
+                                  "row S1); train stage s2 for label-free inference, or pass batch['label']",
+                                  flag="stage")
+            z = self.prior_s1(batch["label"].to(img.device), image_emb)
+        else:
+            cond = self.fpen_s2(image_emb)
+            if self.diffusion is not None:
+                start, steps = self._predict_noise(batch, img, ctx)
+                z = self.diffusion.reverse(start, cond, steps)
+            else:
+                z = cond
+        logits, feat = self._classify(img, z, batch)
+        return StepOutput(logits, {}, feat, {"prior": z})

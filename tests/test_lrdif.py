@@ -1,0 +1,235 @@
+"""LRDif as a registered model: stages, variants, determinism, checkpoints, losses (tiny preset)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fercore.errors import ConfigError
+from fercore.seeding import torch_generator
+from fercore.sources import get_source
+from models import StepContext, create_model, load_checkpoint, model_info, save_checkpoint
+from models.blocks.prior_diffusion import prior_kl
+from models.train import build_optimizer, train_step
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tests are small; one thread avoids oversubscribing a shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny(**kw):
+    torch.manual_seed(0)
+    return create_model("lrdif", preset="tiny", num_classes=7, **kw)
+
+
+def random_batch(n=6, size=64, seed=0, label=True):
+    g = torch.Generator().manual_seed(seed)
+    b = {"image": torch.rand(n, 3, size, size, generator=g), "id": [f"img{seed}_{i}" for i in range(n)]}
+    if label:
+        b["label"] = torch.randint(0, 7, (n,), generator=g)
+    return b
+
+
+def ctx(i=0, stage="s1"):
+    return StepContext(step=i, stage=stage, generator=torch_generator(0, "test", i))
+
+
+class CallCounter:
+    def __init__(self, module):
+        self.n = 0
+        module.register_forward_hook(self)
+
+    def __call__(self, *args):
+        self.n += 1
+
+
+@pytest.fixture(scope="module")
+def sample32(sample_root):
+    """32 training images of the sample set (4-5 per class) as a batch."""
+    src = get_source("sample", sample_root)
+    by: dict[int, list] = {}
+    for r in src.records("train"):
+        by.setdefault(r.label, []).append(r)
+    pick = [r for k in sorted(by) for r in by[k][:5]][:32]
+    x = torch.from_numpy(np.stack([src.load(r) for r in pick])).permute(0, 3, 1, 2).float() / 255
+    return {"image": x, "label": torch.tensor([r.label for r in pick]), "id": [r.id for r in pick]}
+
+
+def test_tiny_builds_offline_with_recipe_stages_and_variants():
+    m = tiny()
+    assert m.stages == ("s1", "s2") and m.stage == "s1"
+    assert m.recipe.optimizer == "adam" and m.recipe.stage_epochs == {"s1": 3, "s2": 3}
+    assert m.requires == frozenset()                      # tiny uses landmarks="none"
+    paper = model_info("lrdif")
+    assert paper["recipe"]["lr"] == 3.5e-4 and paper["recipe"]["weight_decay"] == 1e-4
+    assert paper["recipe"]["batch_size"] == 64 and paper["recipe"]["stage_epochs"] == {"s1": 100, "s2": 100}
+    assert paper["variants"] == ["S1", "S2-V1", "S2-V2", "S2-V3", "S2-V4"]
+    # stage 1 trains FPEN_S1 + UDCformer only; CLIP is not even a parameter of the model
+    trainable = {n.split(".")[0] for n, p in m.named_parameters() if p.requires_grad}
+    assert trainable == {"fpen_s1", "landmark_encoder", "former"}
+    m.begin_stage("s2")
+    trainable = {n.split(".")[0] for n, p in m.named_parameters() if p.requires_grad}
+    assert trainable == {"fpen_s2", "diffusion", "landmark_encoder", "former"}
+    assert not any(k.startswith("clip.") for k in m.state_dict())
+
+
+def test_stage1_overfits_32_sample_images_and_every_parameter_learns(sample32):
+    m = tiny()
+    opt = build_optimizer(m)                               # the recipe: Adam 3.5e-4, wd 1e-4
+    first = train_step(m, opt, sample32, ctx(0))
+    assert first.losses.keys() == {"ce"}
+    no_grad = [n for n, p in m.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
+    assert no_grad == []
+    acc = 0.0
+    for i in range(1, 60):
+        train_step(m, opt, sample32, ctx(i))
+        if i % 10 == 9:
+            m.eval()
+            with torch.no_grad():
+                acc = (m.predict(sample32).logits.argmax(1) == sample32["label"]).float().mean().item()
+            m.train()
+            if acc > 0.95:
+                break
+    assert acc > 0.95, f"training accuracy {acc:.2f} after {i + 1} steps"
+
+
+@pytest.mark.parametrize("T", [4, 2])
+def test_stage2_runs_without_label_and_calls_the_denoiser_T_times(T):
+    m = tiny(T=T)
+    m.begin_stage("s2")
+    calls = CallCounter(m.diffusion.denoiser)
+    m.eval()
+    with torch.no_grad():
+        out = m.predict(random_batch(label=False))
+    assert calls.n == T and out.logits.shape == (6, 7) and out.extras["prior"].shape == (6, 32)
+    m.train()
+    calls.n = 0
+    out = m.training_step(random_batch(), ctx(stage="s2"))
+    assert calls.n == T and set(out.losses) == {"ce", "kl"}
+    out.loss.backward()                                   # gradients through the whole chain
+    no_grad = [n for n, p in m.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
+    assert no_grad == []
+
+
+def test_variants_follow_table5():
+    v1 = tiny(variant="S2-V1")
+    assert v1.diffusion is None
+    v1.begin_stage("s2")
+    assert set(v1.training_step(random_batch(), ctx(stage="s2")).losses) == {"ce"}
+    v2, v4 = tiny(variant="S2-V2"), tiny(variant="S2-V4")
+    assert (v2.insert_noise, v2.kl_weight, v4.insert_noise, v4.kl_weight) == (False, 0.0, False, 1.0)
+    assert tiny(variant="S2-V3").insert_noise and tiny().insert_noise     # V3 is the default
+    s1 = tiny(variant="S1")
+    assert s1.stages == ("s1",)
+    with pytest.raises(ValueError, match="unknown stage"):
+        s1.begin_stage("s2")
+    s1.eval()
+    with pytest.raises(ConfigError, match="true label"):
+        s1.predict(random_batch(label=False))
+    assert s1.predict(random_batch()).logits.shape == (6, 7)              # the oracle row
+
+
+def test_two_inferences_with_one_seed_agree_exactly_and_per_item():
+    m = tiny()
+    m.begin_stage("s2")
+    m.eval()
+    b = random_batch(n=5, label=False)
+    with torch.no_grad():
+        a1, a2 = m.predict(b), m.predict(b)
+        assert torch.equal(a1.logits, a2.logits) and torch.equal(a1.extras["prior"], a2.extras["prior"])
+        # the noise is keyed by record id: an image gets the same prior alone or in a batch
+        alone = m.predict({"image": b["image"][2:3], "id": b["id"][2:3]})
+        assert torch.allclose(alone.extras["prior"][0], a1.extras["prior"][2], atol=1e-6)
+        # no ids: keyed by the image content instead
+        n1 = m.predict({"image": b["image"]})
+        n2 = m.predict({"image": b["image"][[4, 3, 2, 1, 0]]})
+        assert torch.allclose(n1.extras["prior"], n2.extras["prior"][[4, 3, 2, 1, 0]], atol=1e-6)
+        # the same generator seed in a context reproduces too; another predict_seed differs
+        c1 = m.predict(b, StepContext(generator=torch_generator(3, "eval")))
+        c2 = m.predict(b, StepContext(generator=torch_generator(3, "eval")))
+        assert torch.equal(c1.logits, c2.logits)
+        m.predict_seed = 1
+        assert not torch.equal(m.predict(b).extras["prior"], a1.extras["prior"])
+
+
+def test_checkpoint_round_trip_reproduces_logits(tmp_path):
+    m = tiny(T=2)
+    opt = build_optimizer(m)
+    train_step(m, opt, random_batch(), ctx(0))
+    m.begin_stage("s2")
+    opt = build_optimizer(m)
+    train_step(m, opt, random_batch(seed=1), ctx(1, "s2"))
+    m.eval()
+    b = random_batch(seed=2, label=False)
+    with torch.no_grad():
+        before = m.predict(b).logits
+    save_checkpoint(m, tmp_path / "lrdif.pt")
+    m2, ckpt = load_checkpoint(tmp_path / "lrdif.pt")
+    m2.eval()
+    assert m2.stage == "s2" and m2.diffusion.steps == 2 and ckpt["config"]["preset"] == "tiny"
+    with torch.no_grad():
+        assert torch.equal(m2.predict(b).logits, before)
+
+
+def test_kl_is_zero_for_equal_priors_and_positive_otherwise():
+    z = torch.randn(4, 16, generator=torch.Generator().manual_seed(0))
+    other = torch.randn(4, 16, generator=torch.Generator().manual_seed(1))
+    assert prior_kl(z, z).item() == 0.0
+    assert prior_kl(z, z + 3.0).abs().item() < 1e-6       # softmax ignores a constant shift
+    for tau in (1.0, 0.15):
+        for d in ("s1||s2", "s2||s1"):
+            assert prior_kl(z, other, tau, d).item() > 1e-3
+    # the direction matters, and it is KL(p1 || p2) by default
+    p1, p2 = z.softmax(-1), other.softmax(-1)
+    manual = (p1 * (p1.log() - p2.log())).sum(-1).mean()
+    assert torch.allclose(prior_kl(z, other), manual, atol=1e-6)
+    assert not torch.allclose(prior_kl(z, other, direction="s2||s1"), manual)
+    with pytest.raises(ConfigError, match="kl_temperature"):
+        prior_kl(z, other, temperature=0)
+
+
+def test_heatmap_landmarks_are_required_and_used():
+    m = tiny(landmarks="heatmap")
+    assert m.requires == frozenset({"landmarks"})
+    b = random_batch(n=3)
+    with pytest.raises(ConfigError, match="landmarks"):
+        m.training_step(b, ctx())
+    pts = torch.rand(3, 68, 2, generator=torch.Generator().manual_seed(0)) * 0.6 + 0.2
+    pts[1] = float("nan")                                  # no face found in image 1
+    m.eval()
+    with torch.no_grad():
+        out1 = m.predict({**b, "landmarks": pts}).logits
+        out2 = m.predict({**b, "landmarks": pts.flip(1)}).logits
+    assert torch.isfinite(out1).all()
+    assert not torch.allclose(out1[0], out2[0]) and torch.allclose(out1[1], out2[1])
+
+
+@pytest.mark.parametrize("kw, flag", [({"T": 0}, "T"), ({"landmarks": "eyes"}, "landmarks"),
+                                       ({"windows": (5, 8, 4)}, "windows"), ({"image_size": 60}, "image_size"),
+                                       ({"kl_temperature": -1.0}, "kl_temperature"),
+                                       ({"schedule": "quadratic"}, "schedule"),
+                                       ({"clip_pretrained": "/nope/clip.bin", "clip_model": "ViT-B-32"},
+                                        "clip_pretrained"),
+                                       ({"train_stages": ("s2",)}, "train_stages"),
+                                       ({"landmarks": "mobilefacenet"}, "mobilefacenet_path")])
+def test_impossible_settings_name_the_flag(kw, flag):
+    with pytest.raises(ConfigError, match=flag):
+        tiny(**kw)
+
+
+def test_other_input_sizes_are_resized_and_ids_cache_clip_embeddings():
+    m = tiny()
+    m.eval()
+    b = random_batch(n=4, size=100, label=False)
+    m.begin_stage("s2")
+    with torch.no_grad():
+        first = m.predict(b).logits
+        hits = m.clip.cache.hits
+        second = m.predict(b).logits
+    assert m.clip.cache.hits == hits + 4 and torch.equal(first, second)
