@@ -192,3 +192,21 @@ def test_generator_dropout():
     assert torch.equal(aug.dropout(x, 0.0, None), x)
     with pytest.raises(ConfigError, match="drop_rate"):
         aug.dropout(x, 1.0, None)
+
+
+def test_weights_check_command(tmp_path):
+    from click.testing import CliRunner
+
+    from benchmark.cli import main as bench
+
+    state = _trunk_state()
+    full, part = tmp_path / "full.pth", tmp_path / "part.pth"
+    torch.save({"state_dict": state}, full)
+    torch.save({k: v for k, v in state.items() if not k.startswith("layer4.")}, part)
+    res = CliRunner().invoke(bench, ["weights", "check", str(full), "--backbone", "resnet18-tiny"])
+    assert res.exit_code == 0, res.output
+    assert f"{len(state)}" in res.output
+    res = CliRunner().invoke(bench, ["weights", "check", str(part), "--method", "scn", "--preset", "tiny"])
+    assert res.exit_code == 1 and "layer4.0.conv1.weight" in res.output
+    res = CliRunner().invoke(bench, ["weights", "check", str(tmp_path / "none.pth"), "--backbone", "resnet18"])
+    assert res.exit_code == 2 and "none.pth" in res.output and "Traceback" not in res.output
