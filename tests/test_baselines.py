@@ -369,3 +369,17 @@ def test_sam_optimizer_works_with_a_baseline():
     opt = build_optimizer(m)
     out = train_step(m, opt, make_batch(), ctx())
     assert torch.isfinite(out.loss)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_checkpoint_round_trip(name, tmp_path):
+    from models import load_checkpoint, save_checkpoint
+
+    m = tiny(name)
+    fit_batch(m, make_batch(), 1)
+    save_checkpoint(m, tmp_path / "m.pt")
+    m2, _ = load_checkpoint(tmp_path / "m.pt")
+    images = make_batch(seed=4)["image"]
+    m.eval(), m2.eval()
+    with torch.no_grad():
+        assert torch.equal(m.predict({"image": images}).logits, m2.predict({"image": images}).logits)
