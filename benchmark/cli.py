@@ -103,6 +103,31 @@ def data_show(src: str, root: str | None, src_opts: tuple[str, ...], split: str 
     out_console.print(out)
 
 
+@main.group(cls=FerGroup)
+def weights() -> None:
+    """Check pretrained weights files (MS-Celeb-1M, ImageNet, VGGFace2) before training with them."""
+
+
+@weights.command("check")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--backbone", default=None, help="Backbone to load into (resnet18, resnet50, resnet50-caffe, ir50, ...).")
+@click.option("--method", default=None, help="Or: a method (its backbone; MA-Net: the whole network).")
+@click.option("--preset", default=None, help="Preset of --method (default: paper).")
+@click.option("--all", "show_all", is_flag=True, help="List every tensor name, not the first few.")
+def weights_check(path: str, backbone: str | None, method: str | None, preset: str | None, show_all: bool) -> None:
+    """Show which tensors of a weights file load (name and shape match), which the backbone
+    misses, which the file has in excess, and which differ in shape. Exit status 1 when a
+    backbone tensor is missing.
+
+    Example: `fer-bench weights check ~/weights/resnet18_msceleb.pth --backbone resnet18`
+    """
+    from .weights import check_weights, print_weights_report
+
+    report = check_weights(path, backbone, method, preset)
+    print_weights_report(report, out_console, show_all)
+    sys.exit(1 if report.missing else 0)
+
+
 def _add_benchmark_commands() -> None:
     """``run``, ``tables``, ``figures`` and ``reproduce`` (benchmark/commands.py)."""
     from .commands import COMMANDS
