@@ -30,6 +30,7 @@ from fercore.errors import ConfigError
 from fercore.seeding import torch_generator
 
 from .base import FERModel, Normalize, StepContext, StepOutput
+from .blocks.conv_pyramid import ConvPyramid
 from .blocks.former import PriorLandmarkFormer
 from .blocks.prior_diffusion import KL_DIRECTIONS, PriorDenoiser, PriorDiffusion, prior_kl
 from .clip_encoders import DEFAULT_TEMPLATE, FrozenCLIP, image_fingerprint
@@ -54,6 +55,7 @@ TINY = {
     "landmarks": "none", "T": 4, "denoiser_depth": 1,
     "recipe": {"input_size": 64, "epochs": 6, "stage_epochs": {"s1": 3, "s2": 3}},
 }
+IMAGE_ENCODERS = ("clip", "conv")
 #: LRDif Table 5 (UDC-RAF-DB): ground truth / diffusion / loss / inserted noise.
 VARIANTS = {
     "S1": {"train_stages": ("s1",)},
@@ -84,6 +86,26 @@ class FPEN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``(B, in_dim)`` -> ``(B, prior_dim)``."""
         return self.body(x)
+
+
+class ConvImageEncoder(nn.Module):
+    """A trainable stand-in for CLIP's image tower: conv pyramid, global average pool, linear,
+    LayerNorm -> ``(B, out_dim)``.
+
+    For machines without CLIP weights (the offline ``tiny`` preset): a randomly initialised,
+    frozen CLIP image tower carries almost no expression information, so stage 2, which must
+    predict the prior from the image alone, stays at chance. This encoder learns instead (the
+    role LLDif gives its trainable PNET_S2). Not in the paper; ``image_encoder="clip"`` is.
+    """
+
+    def __init__(self, dims: Sequence[int], stem_stride: int, out_dim: int):
+        super().__init__()
+        self.body = ConvPyramid(3, tuple(dims), stem_stride)
+        self.proj = nn.Sequential(nn.Linear(dims[-1], out_dim), nn.LayerNorm(out_dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Normalised ``(B, 3, S, S)`` -> ``(B, out_dim)``."""
+        return self.proj(self.body(x)[-1].mean((2, 3)))
 
 
 @register_model(
@@ -120,6 +142,8 @@ class LRDif(FERModel):
         kl_weight, kl_temperature, kl_direction, l1_weight: stage-2 prior losses.
         train_stages: ``("s1", "s2")`` or ``("s1",)`` (variant S1).
         predict_seed: seeds the inference noise when ``predict`` gets no generator.
+        image_encoder: ``"clip"`` (the paper: frozen CLIP image tower) or ``"conv"`` (a trainable
+            conv encoder, :class:`ConvImageEncoder`, for machines without CLIP weights).
     """
 
     stages = ("s1", "s2")
@@ -140,8 +164,12 @@ class LRDif(FERModel):
                  beta_end: float = 0.99, parameterization: str = "x0", denoiser_depth: int = 1,
                  insert_noise: bool = True, kl_weight: float = 1.0, kl_temperature: float = 1.0,
                  kl_direction: str = "s1||s2", l1_weight: float = 0.0,
-                 train_stages: Sequence[str] = ("s1", "s2"), predict_seed: int = 0):
+                 train_stages: Sequence[str] = ("s1", "s2"), predict_seed: int = 0,
+                 image_encoder: str = "clip"):
         super().__init__(num_classes)
+        if image_encoder not in IMAGE_ENCODERS:
+            raise ConfigError(f"choose one of {', '.join(IMAGE_ENCODERS)}, got {image_encoder!r}",
+                              flag="image_encoder")
         if tuple(train_stages) not in TRAIN_STAGES:
             raise ConfigError(f"must be one of {TRAIN_STAGES}, got {train_stages!r}", flag="train_stages")
         if class_names is None:
@@ -171,6 +199,10 @@ class LRDif(FERModel):
         self.clip = FrozenCLIP(class_names, clip_model, clip_pretrained, clip_template, clip_init_seed,
                                clip_normalize, clip_cache, clip_cache_dir, clip_center_text)
         e = self.clip.embed_dim
+        # E_I(x): the frozen CLIP image tower (the paper) or a trainable conv encoder (offline);
+        # in stage 2 a frozen copy of the stage-1 encoder feeds the teacher FPEN_S1.
+        self.image_encoder = ConvImageEncoder(dims, stem_stride, e) if image_encoder == "conv" else None
+        self.image_encoder_s1: nn.Module | None = None
         self.fpen_s1 = FPEN(2 * e, prior_dim, fpen_layers)
         self.fpen_s2 = FPEN(e, prior_dim, fpen_layers)
         self.landmark_encoder = build_landmark_encoder(
@@ -187,6 +219,8 @@ class LRDif(FERModel):
     # -- stages ----------------------------------------------------------------------------
     def _trainable(self, stage: str) -> list[nn.Module]:
         shared = [self.landmark_encoder, self.former]
+        if self.image_encoder is not None:
+            shared.append(self.image_encoder)
         if stage == "s1":
             return [self.fpen_s1, *shared]
         return [self.fpen_s2, *shared] + ([self.diffusion] if self.diffusion is not None else [])
@@ -196,6 +230,10 @@ class LRDif(FERModel):
         from the stage-1 UDCformer; FPEN_S1 is frozen (the teacher). CLIP and a MobileFaceNet
         are always frozen."""
         super().begin_stage(stage)
+        if stage == "s2" and self.image_encoder is not None and self.image_encoder_s1 is None:
+            import copy
+
+            self.image_encoder_s1 = copy.deepcopy(self.image_encoder).eval()
         self.requires_grad_(False)
         for m in self._trainable(stage):
             m.requires_grad_(True)
@@ -220,6 +258,16 @@ class LRDif(FERModel):
     def _ids(self, batch: dict[str, Any], n: int) -> list[str] | None:
         ids = batch.get("id")
         return list(map(str, ids)) if ids is not None and len(ids) == n else None
+
+    def image_embedding(self, img: Tensor, batch: dict[str, Any], teacher: bool = False) -> Tensor:
+        """``E_I(x)``: CLIP's image embedding (cached per record id), or the conv encoder's
+        (``teacher=True``: the frozen stage-1 copy that feeds FPEN_S1 in stage 2)."""
+        if self.image_encoder is None:
+            return self.clip.encode_images(img, self._ids(batch, img.shape[0]))
+        if teacher and self.image_encoder_s1 is not None:
+            self.image_encoder_s1.eval()
+            return self.image_encoder_s1(self.norm(img))
+        return self.image_encoder(self.norm(img))
 
     def prior_s1(self, labels: Tensor, image_emb: Tensor) -> Tensor:
         """Eq. 1: ``FPEN_S1(concat(E_L(y), E_I(x)))``."""
@@ -253,13 +301,14 @@ class LRDif(FERModel):
     def training_step(self, batch: dict[str, Any], ctx: StepContext) -> StepOutput:
         img = self._images(batch)
         labels = batch["label"].to(img.device)
-        image_emb = self.clip.encode_images(img, self._ids(batch, img.shape[0]))
+        image_emb = self.image_embedding(img, batch)
         if self.stage == "s1":
             z = self.prior_s1(labels, image_emb)
             logits, feat = self._classify(img, z, batch)
             return StepOutput(logits, {"ce": F.cross_entropy(logits, labels)}, feat, {"prior": z.detach()})
         with torch.no_grad():
-            z1 = self.prior_s1(labels, image_emb)
+            teacher_emb = image_emb if self.image_encoder is None else self.image_embedding(img, batch, True)
+            z1 = self.prior_s1(labels, teacher_emb)
         cond = self.fpen_s2(image_emb)
         if self.diffusion is not None:
             b, c, t = img.shape[0], self.prior_dim, self.diffusion.steps
@@ -281,7 +330,7 @@ class LRDif(FERModel):
         ``diffusion=False``). Stage 1 (variant S1, the paper's oracle row) needs
         ``batch["label"]``: its prior is built from the true label."""
         img = self._images(batch)
-        image_emb = self.clip.encode_images(img, self._ids(batch, img.shape[0]))
+        image_emb = self.image_embedding(img, batch)
         if self.stage == "s1":
             if "label" not in batch:
                 raise ConfigError("a stage-1 LRDif builds its prior from the true label (Table 5's oracle "
