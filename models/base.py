@@ -101,6 +101,10 @@ class FERModel(nn.Module):
     stages: ClassVar[tuple[str, ...]] = ("main",)
     #: Extra batch keys the model needs (e.g. ``{"landmarks"}``).
     requires: frozenset[str] = frozenset()
+    #: Settings that only say where initial weights come from (e.g. ``pretrained=PATH``): a
+    #: checkpoint holds the trained weights, so :func:`models.load_checkpoint` rebuilds the model
+    #: without them and the file need not exist any more.
+    init_only_settings: ClassVar[tuple[str, ...]] = ("pretrained",)
 
     def __init__(self, num_classes: int = 7):
         super().__init__()

@@ -24,7 +24,11 @@ def save_checkpoint(model: FERModel, path: str | Path, **extra: Any) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[FERModel, dict[str, Any]]:
-    """Rebuild the model saved at ``path``; returns ``(model, checkpoint dict)``."""
+    """Rebuild the model saved at ``path``; returns ``(model, checkpoint dict)``.
+
+    Settings listed in the model's ``init_only_settings`` (``pretrained=PATH``) are left out:
+    the checkpoint's weights replace them, so the original weights file may be gone.
+    """
     from .registry import create_model
 
     path = Path(path)
@@ -35,8 +39,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except Exception as exc:  # truncated or not a torch file
         raise DataError(f"cannot read checkpoint ({exc})", path) from None
     cfg = dict(ckpt["config"])
+    from .registry import get_entry
+
+    drop = get_entry(cfg["name"]).cls.init_only_settings
+    overrides = {k: v for k, v in dict(cfg.get("overrides") or {}).items() if k not in drop}
     model = create_model(cfg["name"], cfg.get("preset"), cfg.get("num_classes", 7),
-                         variant=cfg.get("variant"), **dict(cfg.get("overrides") or {}))
+                         variant=cfg.get("variant"), **overrides)
     model.recipe = Recipe.from_dict(ckpt["recipe"])
     stage = ckpt.get("stage", model.stages[0])
     if stage != model.stage:

@@ -210,3 +210,21 @@ def test_weights_check_command(tmp_path):
     assert res.exit_code == 1 and "layer4.0.conv1.weight" in res.output
     res = CliRunner().invoke(bench, ["weights", "check", str(tmp_path / "none.pth"), "--backbone", "resnet18"])
     assert res.exit_code == 2 and "none.pth" in res.output and "Traceback" not in res.output
+
+
+def test_checkpoint_reloads_without_the_pretrained_file(tmp_path):
+    """A model built with pretrained=PATH reloads from its checkpoint after PATH is deleted."""
+    import torch
+
+    from models import create_model, load_checkpoint, save_checkpoint
+
+    donor = create_model("scn", "tiny")
+    weights = tmp_path / "backbone.pth"
+    torch.save({"state_dict": donor.backbone.state_dict()}, weights)
+    model = create_model("scn", "tiny", pretrained=str(weights)).eval()
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    ref = model(x)
+    save_checkpoint(model, tmp_path / "ckpt.pt")
+    weights.unlink()
+    again, _ = load_checkpoint(tmp_path / "ckpt.pt")
+    assert torch.equal(again.eval()(x), ref)
