@@ -87,23 +87,28 @@ def parse_dataset_name(text: str) -> DatasetName:
     return DatasetName(f"{prefix}-{base}" if prefix else base, base, kind)
 
 
-def split_list(text: str | None) -> list[str]:
-    """Comma-separated list, ignoring commas inside brackets or braces."""
-    if not text:
-        return []
+def split_top_level(text: str, sep: str = ",") -> list[str]:
+    """Split ``text`` at ``sep`` except inside brackets or braces (parts are not stripped)."""
     out, depth, cur = [], 0, []
     for ch in text:
         if ch in "[{(":
             depth += 1
         elif ch in "]})":
             depth -= 1
-        if ch == "," and depth == 0:
-            out.append("".join(cur).strip())
+        if ch == sep and depth == 0:
+            out.append("".join(cur))
             cur = []
         else:
             cur.append(ch)
-    out.append("".join(cur).strip())
-    return [s for s in out if s]
+    out.append("".join(cur))
+    return out
+
+
+def split_list(text: str | None) -> list[str]:
+    """Comma-separated list, ignoring commas inside brackets or braces; empty parts dropped."""
+    if not text:
+        return []
+    return [s.strip() for s in split_top_level(text) if s.strip()]
 
 
 @dataclass

@@ -27,7 +27,7 @@ from typing import Any
 
 from fercore.errors import ConfigError
 
-from .datasets import parse_value, safe_name, split_list
+from .datasets import parse_value, safe_name, split_list, split_top_level
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def parse_method(text: str) -> MethodSpec:
     text = text.strip()
     if not text:
         raise ConfigError("empty method name", flag="--methods")
-    head, *opts = _split_plus(text)
+    head, *opts = split_top_level(text, "+")
     preset = None
     if "@" in head:
         head, preset = head.split("@", 1)
@@ -89,22 +89,6 @@ def parse_method(text: str) -> MethodSpec:
     spec = MethodSpec(head.strip().lower(), variant or None, preset or None, tuple(sorted(options.items())))
     validate_method(spec)
     return spec
-
-
-def _split_plus(text: str) -> list[str]:
-    out, depth, cur = [], 0, []
-    for ch in text:
-        if ch in "[{(":
-            depth += 1
-        elif ch in "]})":
-            depth -= 1
-        if ch == "+" and depth == 0:
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur))
-    return out
 
 
 def validate_method(spec: MethodSpec) -> None:

@@ -142,12 +142,8 @@ class ARM(FERModel):
 
     def training_step(self, batch: dict[str, Any], ctx: StepContext) -> StepOutput:
         x, y = batch["image"], batch["label"]
-        if self.basic_aug:
-            x = aug.flip_or_noise(x, ctx.generator)
-        x = self.norm(x)
-        if self.erase_p > 0:
-            x = aug.erase(x, aug.sample_erasing(x.shape[0], *x.shape[-2:], ctx.generator, self.erase_p,
-                                                self.erase_scale))
+        x = aug.scn_family_input(x, ctx.generator, self.norm, basic_aug=self.basic_aug, erase_p=self.erase_p,
+                                 erase_scale=self.erase_scale)
         f = self.embed(x)
         logits = self.fc(aug.dropout(f, self.drop_rate, ctx.generator))
         return StepOutput(logits, {"ce": F.cross_entropy(logits, y)}, f, {"alpha": self.arm.alpha.detach()})

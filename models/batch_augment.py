@@ -147,6 +147,26 @@ def sample_rotate_shift(n: int, size: int, generator: torch.Generator | None, p:
     return angle, shift.float()
 
 
+def random_erase(images: Tensor, generator: torch.Generator | None, p: float,
+                 scale: tuple[float, float]) -> Tensor:
+    """torchvision-style ``RandomErasing`` of each image with probability ``p`` (no-op at 0).
+
+    ``images``: ``(B, C, H, W)``; boxes from :func:`sample_erasing` (area ``scale`` of the image).
+    """
+    if p <= 0:
+        return images
+    return erase(images, sample_erasing(images.shape[0], *images.shape[-2:], generator, p, scale))
+
+
+def scn_family_input(images: Tensor, generator: torch.Generator | None, normalize, *, basic_aug: bool,
+                     erase_p: float, erase_scale: tuple[float, float]) -> Tensor:
+    """The training input of the SCN / RUL / ARM repositories: flip-or-noise on [0, 1] pixels
+    (their ``basic_aug``), normalisation, then ``RandomErasing`` on the normalised tensor."""
+    if basic_aug:
+        images = flip_or_noise(images, generator)
+    return random_erase(normalize(images), generator, erase_p, erase_scale)
+
+
 def rotate_shift(images: Tensor, angle: Tensor, shift: Tensor) -> Tensor:
     """Rotate each image about its centre by ``angle`` degrees (counter-clockwise) and move it by
     ``shift`` (dx, dy) pixels; uncovered pixels are 0 (black for [0, 1] images). Nearest

@@ -181,9 +181,7 @@ class DAN(FERModel):
             angle, shift = aug.sample_rotate_shift(x.shape[0], x.shape[-1], ctx.generator, self.rotate_p)
             x = aug.rotate_shift(x, angle, shift)
         x = self.norm(x)
-        if self.erase_p > 0:
-            x = aug.erase(x, aug.sample_erasing(x.shape[0], *x.shape[-2:], ctx.generator, self.erase_p,
-                                                self.erase_scale))
+        x = aug.random_erase(x, ctx.generator, self.erase_p, self.erase_scale)
         logits, f, heads = self.forward_heads(x)
         losses = {"ce": F.cross_entropy(logits, y),
                   "affinity": self.affinity_weight * affinity_loss(f, y, self.centers),

@@ -95,8 +95,7 @@ class EAC(FERModel):
             noisy = torch.rand(n, generator=ctx.generator) > (1 - self.noise_p)
             x = aug.add_gaussian_noise(x, torch.randn(tuple(x.shape), generator=ctx.generator), apply=noisy)
         x = self.norm(x)
-        if self.erase_p > 0:
-            x = aug.erase(x, aug.sample_erasing(n, *x.shape[-2:], ctx.generator, self.erase_p, self.erase_scale))
+        x = aug.random_erase(x, ctx.generator, self.erase_p, self.erase_scale)
         logits, f, cam = self.forward_maps(x)
         _, _, cam_flip = self.forward_maps(aug.hflip(x))
         losses = {"ce": F.cross_entropy(logits, y),
