@@ -234,7 +234,8 @@ class LLDif(FERModel):
     @staticmethod
     def _check_stages(stages: tuple[str, ...], checkpoint: str | None) -> tuple[str, ...]:
         if stages not in TRAIN_STAGES and not (checkpoint is not None and ("la-clip",) + stages in TRAIN_STAGES):
-            raise ConfigError(f"must be one of {TRAIN_STAGES}, got {stages!r}", flag="train_stages")
+            raise ConfigError(f"must be one of {TRAIN_STAGES} (without 'la-clip' when la_clip_checkpoint loads a "
+                              f"trained LA-CLIP), got {stages!r}", flag="train_stages")
         if checkpoint is None:
             return stages
         rest = tuple(s for s in stages if s != "la-clip")
