@@ -9,6 +9,8 @@
   (run seed, stage, epoch), cut into batches of ``batch_size`` (a final partial batch is
   dropped when ``drop_last``; a split smaller than one batch gives one batch).
 * :func:`augment_seed_keys` keys every augmentation draw by (run seed, stage, epoch, item id).
+* :func:`item_meta` gives each item's row of a degraded copy's ``manifest.csv`` (the per-image
+  degradation parameters) for models that ask for ``"meta"`` (LLDif's captions).
 
 Nothing here depends on the number of workers: workers only decode, in a fixed order.
 """
@@ -162,3 +164,24 @@ def limit_records(records: list[Record], limit: int | None, seed: int = 0) -> li
                 out.append(q[i])
         i += 1
     return sorted(out, key=lambda r: r.id)
+
+
+#: Manifest columns that are bookkeeping, not degradation parameters (never given to a model:
+#: ``label`` and ``class`` would leak the answer).
+META_DROP = ("id", "split", "label", "class", "path", "sha256")
+
+
+def item_meta(source: Source, ids: Sequence[str]) -> list[dict[str, str]]:
+    """Per item, its row of ``<source root>/manifest.csv`` (written by ``fer-degrade``) without
+    the :data:`META_DROP` columns, values as strings; ``{}`` for items without a row and for
+    every item of a source without a manifest (clean data)."""
+    from pathlib import Path
+
+    from fercore.manifest import read_manifest
+
+    path = Path(source.root) / "manifest.csv"
+    if not path.is_file():
+        return [{} for _ in ids]
+    rows = {r["id"]: {k: v for k, v in r.items() if k not in META_DROP}
+            for r in read_manifest(path, required=("id",))}
+    return [dict(rows.get(i, {})) for i in ids]

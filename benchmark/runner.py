@@ -42,7 +42,7 @@ from fercore.manifest import write_manifest
 from fercore.seeding import derive_seed, numpy_rng, seed_everything, torch_generator
 
 from .augment import AugmentConfig, Augmenter, stack_params
-from .data import ImageTable, augment_seed_keys, epoch_batches, eval_batches, limit_records, shard
+from .data import ImageTable, augment_seed_keys, epoch_batches, eval_batches, item_meta, limit_records, shard
 from .datasets import ResolvedDataset
 from .distributed import (DistInfo, all_reduce_sum, average_buffers, gather_objects,
                           install_gradient_sync)
@@ -226,6 +226,10 @@ class JobRunner:
         if "landmarks" in getattr(model, "requires", frozenset()):
             self.landmarks = {k: self._landmarks(t) for k, t in
                               (("train", self.train), ("test", self.test), ("clean", self.clean))}
+        self.meta: dict[str, list[dict[str, str]] | None] = {"train": None, "test": None, "clean": None}
+        if "meta" in getattr(model, "requires", frozenset()):
+            self.meta = {k: item_meta(t.source, t.ids) if t is not None else None for k, t in
+                         (("train", self.train), ("test", self.test), ("clean", self.clean))}
 
     def _landmarks(self, table: ImageTable | None) -> torch.Tensor | None:
         if table is None:
@@ -241,7 +245,8 @@ class JobRunner:
         return torch.from_numpy(np.asarray(arr, dtype=np.float32))
 
     def make_batch(self, table: ImageTable, pos: np.ndarray, imgs: torch.Tensor, rows: list[dict],
-                   labels: torch.Tensor, landmarks: torch.Tensor | None) -> dict[str, Any]:
+                   labels: torch.Tensor, landmarks: torch.Tensor | None,
+                   meta: list[dict[str, str]] | None = None) -> dict[str, Any]:
         x = imgs.to(self.device, non_blocking=True).float().div_(255.0)
         lm = landmarks[torch.as_tensor(pos)].to(self.device) if landmarks is not None else None
         x, lm = self.augmenter(x, stack_params(rows, self.device), lm)
@@ -250,6 +255,8 @@ class JobRunner:
                  "id": [table.ids[i] for i in pos]}
         if lm is not None:
             batch["landmarks"] = lm
+        if meta is not None:
+            batch["meta"] = [meta[i] for i in pos]
         return batch
 
     # ------------------------------------------------------------- training
@@ -273,7 +280,7 @@ class JobRunner:
         for step, (pos, imgs) in enumerate(self.train.iter_batches(local)):
             rows = [self.augmenter.draw(numpy_rng(*augment_seed_keys(self.seed, stage, epoch, self.train.ids[i])))
                     for i in pos]
-            batch = self.make_batch(self.train, pos, imgs, rows, labels, self.landmarks["train"])
+            batch = self.make_batch(self.train, pos, imgs, rows, labels, self.landmarks["train"], self.meta["train"])
             ctx = StepContext(epoch=epoch, step=step, stage=stage,
                               generator=torch_generator(self.seed, "step", stage, epoch, step, *rank_key))
             out = train_step(model, optimizer, batch, ctx, grad_clip=grad_clip)
@@ -310,7 +317,7 @@ class JobRunner:
     # ----------------------------------------------------------- evaluation
     @torch.no_grad()
     def evaluate(self, model, table: ImageTable, landmarks: torch.Tensor | None,
-                 description: str) -> tuple[np.ndarray, np.ndarray | None]:
+                 description: str, meta: list[dict[str, str]] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """Logits (and features) of every item of ``table``, in order, on every rank."""
         from models.base import StepContext
 
@@ -323,7 +330,7 @@ class JobRunner:
         feats: dict[int, np.ndarray] = {}
         self.bar.start(description, len(mine))
         for bi, (pos, imgs) in zip(mine, table.iter_batches([batches[b] for b in mine])):
-            batch = self.make_batch(table, pos, imgs, self.augmenter.eval_rows(len(pos)), labels, landmarks)
+            batch = self.make_batch(table, pos, imgs, self.augmenter.eval_rows(len(pos)), labels, landmarks, meta)
             ctx = StepContext(epoch=0, step=bi, stage=model.stage,
                               generator=torch_generator(self.seed, "eval", bi))
             out = model.predict(batch, ctx)
@@ -372,7 +379,7 @@ class JobRunner:
         seed_everything(derive_seed(self.seed, "init"))
         model = create_model(plan.spec.name, plan.preset, num_classes, variant=plan.spec.variant,
                              **plan.spec.options_dict, recipe=dict(plan.recipe_changes))
-        stages = stage_plan(model.recipe, model.stages)
+        stages = stage_plan(model.recipe, model.stages, type(model).stages)
         if ckpt is not None:
             for st, _ in stages[: ckpt["stage_index"] + 1]:
                 model.begin_stage(st)
@@ -428,7 +435,7 @@ class JobRunner:
                        "lr": lr, **row, "test_acc": None, "test_macro_f1": None, "epoch_time_s": round(dt, 3)}
                 if final or (s.eval_every > 0 and (epoch + 1) % s.eval_every == 0):
                     last_eval = self.evaluate(model, self.test, self.landmarks["test"],
-                                              f"{job.title}: eval {stage} epoch {epoch + 1}")
+                                              f"{job.title}: eval {stage} epoch {epoch + 1}", self.meta["test"])
                     m = classification_metrics(last_eval[0], self.test.labels, job.dataset.classes)
                     row["test_acc"], row["test_macro_f1"] = m["accuracy"], m["macro_f1"]
                 history.append(row)
@@ -452,12 +459,14 @@ class JobRunner:
         classes = job.dataset.classes
         t0 = time.perf_counter()
         if last_eval is None:
-            last_eval = self.evaluate(model, self.test, self.landmarks["test"], f"{job.title}: test")
+            last_eval = self.evaluate(model, self.test, self.landmarks["test"], f"{job.title}: test",
+                                      self.meta["test"])
         logits, feats = last_eval
         m = classification_metrics(logits, self.test.labels, classes)
         clean = None
         if self.clean is not None:
-            cl, cf = self.evaluate(model, self.clean, self.landmarks["clean"], f"{job.title}: clean test")
+            cl, cf = self.evaluate(model, self.clean, self.landmarks["clean"], f"{job.title}: clean test",
+                                   self.meta["clean"])
             clean = (cl, cf, classification_metrics(cl, self.clean.labels, classes))
         eval_time = time.perf_counter() - t0
         accs = [(r["test_acc"], r["epoch"]) for r in history if r.get("test_acc") is not None]

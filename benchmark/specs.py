@@ -225,14 +225,16 @@ def plan_model(spec: MethodSpec, overrides: RecipeOverrides, default_preset: str
     return ModelPlan(spec, preset, kwargs, changes, recipe, tuple(entry.cls.stages), _jsonable(all_kwargs))
 
 
-def stage_plan(recipe, stages: tuple[str, ...]) -> list[tuple[str, int]]:
+def stage_plan(recipe, stages: tuple[str, ...], declared: tuple[str, ...] = ()) -> list[tuple[str, int]]:
     """(stage, epochs) in order: ``stage_epochs`` when given, else ``epochs`` for each stage.
 
     A stage missing from ``stage_epochs`` gets 0 epochs (skipped); a ``stage_epochs`` key that
-    is not one of the model's stages is an error.
+    is not one of the model's stages is an error, unless it is one of the method's
+    ``declared`` stages (its class's ``stages``) that this configuration leaves out (LRDif's
+    ``S1`` variant trains only ``s1``; an LLDif with a loaded LA-CLIP skips ``la-clip``).
     """
     if recipe.stage_epochs:
-        extra = set(recipe.stage_epochs) - set(stages)
+        extra = set(recipe.stage_epochs) - set(stages) - set(declared)
         if extra:
             raise ConfigError(f"recipe.stage_epochs names {sorted(extra)}, but the model's stages are "
                               f"{list(stages)}", flag="--recipe")

@@ -11,6 +11,11 @@ A training batch is a dict (built by the data pipeline)::
       "id":        list[str] of record ids (stable keys for caches).
       "landmarks": FloatTensor (B, 68, 2), optional: x, y in [0, 1] of the (augmented) image,
                    NaN where no face was found; present when ``"landmarks" in model.requires``.
+      "meta":      list[dict[str, str]], optional: per item, its row of the dataset's
+                   ``manifest.csv`` (the per-image degradation parameters a ``fer-degrade`` copy
+                   recorded, e.g. ``exposure_ev``, as strings) without the bookkeeping columns
+                   id/split/label/class/path/sha256; ``{}`` for clean data; present when
+                   ``"meta" in model.requires`` (LLDif's captions). Also in evaluation batches.
     }
 
 A step returns :class:`StepOutput`: logits, *named* loss terms (the training loss is their sum,

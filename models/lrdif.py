@@ -27,13 +27,13 @@ from torch import Tensor, nn
 
 from fercore.classes import class_list
 from fercore.errors import ConfigError
-from fercore.seeding import torch_generator
 
 from .base import FERModel, Normalize, StepContext, StepOutput
 from .blocks.conv_pyramid import ConvPyramid
 from .blocks.former import PriorLandmarkFormer
 from .blocks.prior_diffusion import KL_DIRECTIONS, PriorDenoiser, PriorDiffusion, prior_kl
-from .clip_encoders import DEFAULT_TEMPLATE, FrozenCLIP, image_fingerprint
+from .batch_inputs import batch_ids, inference_noise, prepare_images
+from .clip_encoders import DEFAULT_TEMPLATE, FrozenCLIP
 from .landmarks import build_landmark_encoder
 from .recipe import Recipe
 from .registry import register_model
@@ -246,18 +246,10 @@ class LRDif(FERModel):
 
     # -- pieces ----------------------------------------------------------------------------
     def _images(self, batch: dict[str, Any]) -> Tensor:
-        img = batch["image"]
-        if img.ndim != 4 or img.shape[1] != 3:
-            raise ConfigError(f"batch['image'] must be (B, 3, H, W) RGB in [0, 1], got {tuple(img.shape)}",
-                              flag="image")
-        if img.shape[-2:] != (self.image_size, self.image_size):
-            img = F.interpolate(img.float(), size=(self.image_size, self.image_size), mode="bilinear",
-                                align_corners=False, antialias=True)
-        return img.float()
+        return prepare_images(batch, self.image_size)
 
     def _ids(self, batch: dict[str, Any], n: int) -> list[str] | None:
-        ids = batch.get("id")
-        return list(map(str, ids)) if ids is not None and len(ids) == n else None
+        return batch_ids(batch, n)
 
     def image_embedding(self, img: Tensor, batch: dict[str, Any], teacher: bool = False) -> Tensor:
         """``E_I(x)``: CLIP's image embedding (cached per record id), or the conv encoder's
@@ -287,14 +279,7 @@ class LRDif(FERModel):
         ids -- so an image gets the same noise in any batch, at any batch size.
         """
         n = 1 + (self.diffusion.steps if self.insert_noise else 0)
-        b, c = img.shape[0], self.prior_dim
-        if ctx is not None and ctx.generator is not None:
-            draws = ctx.randn(n, b, c)
-        else:
-            keys = self._ids(batch, b) or [image_fingerprint(im).hex() for im in img]
-            draws = torch.stack([torch.randn(n, c, generator=torch_generator(self.predict_seed, "lrdif-predict", k))
-                                 for k in keys], dim=1)
-        draws = draws.to(img.device)
+        draws = inference_noise(batch, img, n, self.prior_dim, self.predict_seed, "lrdif-predict", ctx)
         return draws[0], (draws[1:] if self.insert_noise else None)
 
     # -- the interface ---------------------------------------------------------------------

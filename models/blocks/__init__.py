@@ -11,6 +11,7 @@
 * :mod:`.prior_diffusion` -- beta schedules, the prior denoiser, the T-step reverse chain and
   the prior KL loss (Eq. 14-18).
 * :mod:`.former` -- DT + DIL + fusion + ViT assembled (UDCformer / LLformer).
+* :mod:`.pnet` -- LLDif's prior networks: cross-attention PNET_S1, conv/residual PNET_S2.
 """
 
 from .conv_pyramid import ConvPyramid
@@ -19,6 +20,7 @@ from .dt_network import DTNetwork
 from .dynamic_transformer import (ChannelLayerNorm, DynamicTransformerBlock, GatedDConvFFN, PriorModulation,
                                   TransposedAttention)
 from .former import PriorLandmarkFormer
+from .pnet import EmbeddingCrossAttention, PNetS1, PNetS2, ResidualConvBlock
 from .prior_diffusion import PriorDenoiser, PriorDiffusion, make_betas, prior_kl
 from .vit import ScaleTokenizer, ViTClassifier
 from .window_cross_attention import (WindowCrossAttention, WindowCrossAttentionBlock, relative_position_index,
@@ -29,3 +31,4 @@ __all__ = ["ChannelLayerNorm", "ConvPyramid", "DILNetwork", "DTNetwork", "Dynami
            "ScaleTokenizer", "TransposedAttention", "ViTClassifier", "WindowCrossAttention",
            "WindowCrossAttentionBlock", "make_betas", "prior_kl", "relative_position_index",
            "window_partition", "window_reverse"]
+__all__ += ["EmbeddingCrossAttention", "PNetS1", "PNetS2", "ResidualConvBlock"]
