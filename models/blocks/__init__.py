@@ -11,6 +11,9 @@
 * :mod:`.prior_diffusion` -- beta schedules, the prior denoiser, the T-step reverse chain and
   the prior KL loss (Eq. 14-18).
 * :mod:`.former` -- DT + DIL + fusion + ViT assembled (UDCformer / LLformer).
+
+POSTER++ (:mod:`models.posterpp`) uses the DIL network, the scale tokenizer and the ViT with
+its official options.
 """
 
 from .conv_pyramid import ConvPyramid
@@ -20,12 +23,12 @@ from .dynamic_transformer import (ChannelLayerNorm, DynamicTransformerBlock, Gat
                                   TransposedAttention)
 from .former import PriorLandmarkFormer
 from .prior_diffusion import PriorDenoiser, PriorDiffusion, make_betas, prior_kl
-from .vit import ScaleTokenizer, ViTClassifier
+from .vit import FeatureGate, ScaleTokenizer, ViTClassifier
 from .window_cross_attention import (WindowCrossAttention, WindowCrossAttentionBlock, relative_position_index,
                                      window_partition, window_reverse)
 
 __all__ = ["ChannelLayerNorm", "ConvPyramid", "DILNetwork", "DTNetwork", "DynamicTransformerBlock",
-           "GatedDConvFFN", "PriorDenoiser", "PriorDiffusion", "PriorLandmarkFormer", "PriorModulation",
+           "FeatureGate", "GatedDConvFFN", "PriorDenoiser", "PriorDiffusion", "PriorLandmarkFormer", "PriorModulation",
            "ScaleTokenizer", "TransposedAttention", "ViTClassifier", "WindowCrossAttention",
            "WindowCrossAttentionBlock", "make_betas", "prior_kl", "relative_position_index",
            "window_partition", "window_reverse"]
