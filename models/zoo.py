@@ -12,3 +12,4 @@ from . import dan  # noqa: F401
 from . import arm  # noqa: F401
 from . import manet  # noqa: F401
 from . import dacl  # noqa: F401
+from . import posterpp  # noqa: F401
