@@ -99,7 +99,7 @@ class POSTERpp(FERModel):
             True).
         landmarks: ``"heatmap"`` | ``"mobilefacenet"`` | ``"none"`` (see :mod:`models.landmarks`);
             heatmap_sigma, heatmap_groups: the heatmaps; mobilefacenet_path: the MobileFaceNet
-            checkpoint for ``landmarks="mobilefacenet"`` (frozen; the official 1x1-free adapters:
+            checkpoint for ``landmarks="mobilefacenet"`` (frozen; the official adapters:
             identity where channels match, a 3x3 conv 512 -> ``dims[2]``).
         erase_p, erase_scale: RandomErasing after normalisation (0 disables).
     """
