@@ -223,3 +223,26 @@ def dropout(x: Tensor, p: float, generator: torch.Generator | None) -> Tensor:
         return x
     keep = (torch.rand(tuple(x.shape), generator=generator) >= p).to(device=x.device, dtype=x.dtype)
     return x * keep / (1 - p)
+
+
+# -- stochastic depth (POSTER++'s cross-attention blocks) ---------------------------------------
+
+def sample_drop_path(n: int, p: float, generator: torch.Generator | None) -> Tensor:
+    """Per-sample keep mask ``(n,)`` bool for :func:`drop_path`: each sample's residual branch
+    is dropped with probability ``p`` in [0, 1). ``generator=None`` draws from the global
+    generator (only for callers without a step context)."""
+    if not 0 <= p < 1:
+        raise ConfigError(f"drop-path probability must be in [0, 1), got {p}", flag="drop_path")
+    return torch.rand(n, generator=generator) >= p
+
+
+def drop_path(x: Tensor, keep: Tensor, p: float) -> Tensor:
+    """Stochastic depth (timm's ``drop_path``) with a given mask: zero the residual branch of the
+    samples where ``keep`` (``(B,)`` bool) is False and scale the others by ``1 / (1 - p)``.
+    ``x`` ``(B, ...)``; identity when ``p == 0``."""
+    if p == 0:
+        return x
+    if keep.shape != (x.shape[0],):
+        raise ConfigError(f"drop_path: keep mask {tuple(keep.shape)} does not match batch {x.shape[0]}")
+    scale = keep.to(device=x.device, dtype=x.dtype) / (1 - p)
+    return x * scale.view(-1, *([1] * (x.ndim - 1)))

@@ -289,16 +289,30 @@ def load_state_from_path(model: nn.Module, path: str | Path, flag: str) -> LoadR
     return report
 
 
+MOBILEFACENET_ADAPTERS = ("1x1", "posterpp")
+
+
+def _adapter(cin: int, cout: int, kind: str) -> nn.Module:
+    """``"1x1"``: a 1x1 conv; ``"posterpp"``: the identity where the channels already match,
+    else a 3x3 conv (POSTER++'s ``last_face_conv``, 512 -> 256)."""
+    if kind == "1x1":
+        return nn.Conv2d(cin, cout, 1)
+    return nn.Identity() if cin == cout else nn.Conv2d(cin, cout, 3, padding=1)
+
+
 class MobileFaceNetLandmarkEncoder(nn.Module):
-    """A frozen MobileFaceNet (weights from ``checkpoint``) + trainable 1x1 adapters to ``dims``.
+    """A frozen MobileFaceNet (weights from ``checkpoint``) + trainable adapters to ``dims``.
 
     The image is resized to 112x112 (as POSTER++); the three maps are adapted to ``dims``
-    channels and resized to ``sizes``. The network stays in eval mode and receives no gradient.
+    channels (``adapter="1x1"``: a 1x1 conv each; ``"posterpp"``: as the official POSTER++,
+    unchanged where the channels match and a 3x3 conv otherwise) and resized to ``sizes``.
+    The network stays in eval mode and receives no gradient.
     """
 
     needs_landmarks = False
 
-    def __init__(self, dims: Sequence[int], sizes: Sequence[int], checkpoint: str | Path | None):
+    def __init__(self, dims: Sequence[int], sizes: Sequence[int], checkpoint: str | Path | None,
+                 adapter: str = "1x1"):
         super().__init__()
         if not checkpoint:
             raise ConfigError("landmarks='mobilefacenet' needs a checkpoint file: pass "
@@ -311,8 +325,11 @@ class MobileFaceNetLandmarkEncoder(nn.Module):
                           f"random initialisation", stacklevel=2)
         self.net.requires_grad_(False)
         self.net.eval()
+        if adapter not in MOBILEFACENET_ADAPTERS:
+            raise ConfigError(f"unknown adapter {adapter!r}; choose one of {', '.join(MOBILEFACENET_ADAPTERS)}",
+                              flag="mobilefacenet_adapter")
         self.sizes = tuple(sizes)
-        self.adapters = nn.ModuleList(nn.Conv2d(c, d, 1) for c, d in zip((64, 128, 512), dims))
+        self.adapters = nn.ModuleList(_adapter(c, d, adapter) for c, d in zip((64, 128, 512), dims))
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -332,13 +349,14 @@ class MobileFaceNetLandmarkEncoder(nn.Module):
 
 def build_landmark_encoder(kind: str, dims: Sequence[int], image_size: int, stem_stride: int, *,
                            heatmap_sigma: float = 1.5, heatmap_groups: str = "parts",
-                           mobilefacenet_path: str | Path | None = None) -> nn.Module:
+                           mobilefacenet_path: str | Path | None = None,
+                           mobilefacenet_adapter: str = "1x1") -> nn.Module:
     """The landmark encoder for the ``landmarks`` setting (see the module doc)."""
     if kind == "heatmap":
         return HeatmapLandmarkEncoder(dims, image_size, stem_stride, heatmap_sigma, heatmap_groups)
     if kind == "mobilefacenet":
         sizes = [image_size // (stem_stride * 2 ** i) for i in range(3)]
-        return MobileFaceNetLandmarkEncoder(dims, sizes, mobilefacenet_path)
+        return MobileFaceNetLandmarkEncoder(dims, sizes, mobilefacenet_path, mobilefacenet_adapter)
     if kind == "none":
         return ImageLandmarkFallback(dims, stem_stride)
     raise ConfigError(f"unknown landmarks {kind!r}; choose one of {', '.join(LANDMARK_KINDS)}", flag="landmarks")

@@ -13,3 +13,4 @@ from . import arm  # noqa: F401
 from . import manet  # noqa: F401
 from . import dacl  # noqa: F401
 from . import lldif  # noqa: F401
+from . import posterpp  # noqa: F401

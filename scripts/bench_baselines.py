@@ -17,6 +17,12 @@ same way. A smoke figure ("does it learn at all"), not the benchmark: the runner
 
     PYTHONPATH=. python scripts/bench_baselines.py sample --epochs 5 --seed 0
     PYTHONPATH=. python scripts/bench_baselines.py sample --warm-start 8 --epochs 4   # from a trained backbone
+    PYTHONPATH=. python scripts/bench_baselines.py sample --methods posterpp,posterpp-heatmap --epochs 12
+
+Methods needing landmarks (``posterpp-heatmap`` = POSTER++ tiny with ``landmarks="heatmap"``) get
+dlib's 68 points of the sample images (``fercore.landmarks.landmarks_for``, cached under
+``$FER_CACHE``), flipped with the image. With ``--warm-start`` every backbone family (the tiny
+ResNet-18, POSTER++'s tiny IR-50) gets its own plain model trained first.
 """
 
 from __future__ import annotations
@@ -39,7 +45,9 @@ from models.base import FERModel, Normalize, StepContext, StepOutput
 from models.recipe import Recipe
 from models.train import build_optimizer, build_scheduler, train_step
 
-METHODS = ["scn", "rul", "eac", "dan", "arm", "manet", "dacl"]
+METHODS = ["scn", "rul", "eac", "dan", "arm", "manet", "dacl", "posterpp"]
+#: extra names for ``sample``: registry name and constructor overrides
+VARIANTS = {"posterpp-heatmap": ("posterpp", {"landmarks": "heatmap"})}
 
 
 class PlainBackbone(FERModel):
@@ -81,7 +89,8 @@ def speed(args) -> None:
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     batch = {"image": torch.rand(args.batch, 3, args.size, args.size, generator=g),
-             "label": torch.arange(args.batch) % 7, "index": torch.arange(args.batch)}
+             "label": torch.arange(args.batch) % 7, "index": torch.arange(args.batch),
+             "landmarks": torch.rand(args.batch, 68, 2, generator=g) * 0.6 + 0.2}  # for POSTER++'s heatmaps
 
     def runners(model):
         opt = torch.optim.SGD(model.trainable_parameters(), lr=1e-4)  # same optimiser cost for all
@@ -97,7 +106,7 @@ def speed(args) -> None:
         return train, pred
 
     rows = []
-    for name in track(METHODS, "timing"):
+    for name in track(args.methods or METHODS, "timing"):
         bb = _preset_backbone(name, args.preset)
         model, ref = create_model(name, preset=args.preset), PlainBackbone(bb)
         (mt, mp), (rt, rp) = runners(model), runners(ref)
@@ -128,18 +137,44 @@ def _load_split(src, split: str, size: int):
     return x, torch.tensor([r.label for r in recs])
 
 
+def _load_landmarks(src, split: str) -> torch.Tensor:
+    """dlib's 68 points of a split, ``(N, 68, 2)`` in [0, 1] (cached)."""
+    from fercore.landmarks import landmarks_for
+    from fercore.sample.build import cache_dir
+
+    return torch.from_numpy(landmarks_for(src, src.records(split), cache_dir() / "landmarks"))
+
+
+def _flip_points(points: torch.Tensor) -> torch.Tensor:
+    from fercore.landmarks import flip_landmarks
+
+    return torch.from_numpy(flip_landmarks(points.numpy()))
+
+
+def _plain_backbone(name: str) -> str:
+    """The backbone of the plain reference a method warm-starts from."""
+    return "ir50-tiny" if VARIANTS.get(name, (name,))[0] == "posterpp" else "resnet18-tiny"
+
+
 def train_on_sample(name: str, xtr, ytr, xte, yte, epochs: int, seed: int, batch: int,
-                    pretrained: str | None = None, keep: list | None = None) -> tuple[float, float]:
+                    pretrained: str | None = None, keep: list | None = None,
+                    landmarks: tuple | None = None) -> tuple[float, float]:
+    """Train ``name`` (``plain``, ``plain:<backbone>``, a method or a :data:`VARIANTS` name) and
+    return (test accuracy, seconds). ``landmarks`` = (train, test) points for models needing them."""
     torch.manual_seed(seed)
-    if name == "plain":  # the methods' tiny backbone with a linear head and CE only
-        model = PlainBackbone("resnet18-tiny")
+    if name.startswith("plain"):  # a tiny backbone with a linear head and CE only
+        model = PlainBackbone(name.partition(":")[2] or "resnet18-tiny")
         if pretrained:
             load_pretrained(model.backbone, pretrained, verbose=False)
         model.recipe = Recipe(optimizer="adam", lr=1e-3, weight_decay=1e-4, schedule="exponential",
                               schedule_args={"gamma": 0.9}, epochs=epochs, batch_size=batch, augment=("hflip",))
     else:
+        method, opts = VARIANTS.get(name, (name, {}))
         extra = {"pretrained": pretrained} if pretrained else {}
-        model = create_model(name, preset="tiny", recipe={"epochs": epochs, "batch_size": batch}, **extra)
+        model = create_model(method, preset="tiny", recipe={"epochs": epochs, "batch_size": batch}, **opts, **extra)
+    needs = "landmarks" in model.requires
+    if needs and landmarks is None:
+        raise SystemExit(f"{name} needs landmarks")
     if keep is not None:
         keep.append(model)
     r = model.recipe
@@ -152,17 +187,25 @@ def train_on_sample(name: str, xtr, ytr, xte, yte, epochs: int, seed: int, batch
         for step, i in enumerate(range(0, len(order) - batch + 1, batch)):
             idx = order[i:i + batch]
             x = xtr[idx]
+            pts = landmarks[0][idx] if needs else None
             if "hflip" in r.augment:
                 flip = torch.rand(len(idx), generator=torch_generator(seed, "flip", epoch, step)) < 0.5
                 x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+                if pts is not None:
+                    pts = torch.where(flip.view(-1, 1, 1), _flip_points(pts), pts)
             ctx = StepContext(epoch=epoch, step=step, generator=torch_generator(seed, name, epoch, step))
-            out = train_step(model, opt, {"image": x, "label": labels[idx], "index": idx}, ctx, r.grad_clip)
+            b = {"image": x, "label": labels[idx], "index": idx}
+            if pts is not None:
+                b["landmarks"] = pts
+            out = train_step(model, opt, b, ctx, r.grad_clip)
             if "new_labels" in out.extras:
                 labels[idx] = out.extras["new_labels"]
         sched.step()
     model.eval()
     with torch.no_grad():
-        pred = torch.cat([model.predict({"image": xte[i:i + 210]}).logits.argmax(1) for i in range(0, len(xte), 210)])
+        pred = torch.cat([model.predict({"image": xte[i:i + 210], **({"landmarks": landmarks[1][i:i + 210]}
+                                                                     if needs else {})}).logits.argmax(1)
+                          for i in range(0, len(xte), 210)])
     return (pred == yte).float().mean().item(), time.perf_counter() - t0
 
 
@@ -174,28 +217,53 @@ def sample(args) -> None:
     src = get_source("sample", seed=0)
     xtr, ytr = _load_split(src, "train", 64)
     xte, yte = _load_split(src, "test", 64)
+    methods = args.methods or METHODS
+    lmk = None
+    if any(_needs_landmarks(m) for m in methods):
+        lmk = (_load_landmarks(src, "train"), _load_landmarks(src, "test"))
     start = ""
-    weights = None
+    weights: dict[str, str] = {}
     if args.warm_start:
-        kept: list = []
-        acc, _ = train_on_sample("plain", xtr, ytr, xte, yte, args.warm_start, args.seed, args.batch, keep=kept)
-        weights = str(Path(tempfile.mkdtemp(prefix="fer-warm-")) / "plain_backbone.pth")
-        torch.save({"state_dict": kept[0].backbone.state_dict()}, weights)
-        start = f", every model starts from the plain backbone trained {args.warm_start} epochs (test {acc:.3f})"
+        accs = []
+        for bb in dict.fromkeys(_plain_backbone(m) for m in methods):
+            kept: list = []
+            acc, _ = train_on_sample(f"plain:{bb}", xtr, ytr, xte, yte, args.warm_start, args.seed, args.batch,
+                                     keep=kept)
+            weights[bb] = str(Path(tempfile.mkdtemp(prefix="fer-warm-")) / f"plain_{bb}.pth")
+            torch.save({"state_dict": kept[0].backbone.state_dict()}, weights[bb])
+            accs.append(f"{bb} {acc:.3f}")
+        start = (f", every model starts from a plain backbone trained {args.warm_start} epochs "
+                 f"(test {', '.join(accs)})")
     t = Table(title=f"sample set, tiny presets, 64x64, {args.epochs} epochs, batch {args.batch}, seed {args.seed}{start}")
     for c in ("method", "test accuracy", "train time ratio to cnn"):
         t.add_column(c)
     results = {}
-    names = (["plain"] if weights else ["cnn", "plain"]) + METHODS
+    plains = [f"plain:{bb}" for bb in dict.fromkeys(_plain_backbone(m) for m in methods)]
+    names = (plains if weights else ["cnn", *plains]) + list(methods)
     for name in track(names, "training on the sample set"):
-        pre = weights if name != "cnn" else None
-        results[name] = train_on_sample(name, xtr, ytr, xte, yte, args.epochs, args.seed, args.batch, pre)
-    ref = results["plain" if weights else "cnn"][1]
+        pre = weights.get(name.partition(":")[2] if name.startswith("plain") else _plain_backbone(name))
+        results[name] = train_on_sample(name, xtr, ytr, xte, yte, args.epochs, args.seed, args.batch,
+                                        pre if name != "cnn" else None, landmarks=lmk)
+    ref_name = plains[0] if weights else "cnn"
+    ref = results[ref_name][1]
     for name, (acc, secs) in results.items():
         t.add_row(name, f"{acc:.3f}", f"{secs / ref:.2f}")
-    t.columns[2].header = f"train time ratio to {'plain' if weights else 'cnn'}"
+    t.columns[2].header = f"train time ratio to {ref_name}"
     out_console.print(t)
     out_console.print(f"chance = {1 / 7:.3f}; 420 test images of 12 unseen people")
+
+
+def _needs_landmarks(name: str) -> bool:
+    method, opts = VARIANTS.get(name, (name, {}))
+    return "landmarks" in create_model(method, preset="tiny", **opts).requires
+
+
+def _methods(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in METHODS and n not in VARIANTS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown method(s) {bad}; choose from {', '.join(METHODS + list(VARIANTS))}")
+    return names
 
 
 def main() -> None:
@@ -207,11 +275,14 @@ def main() -> None:
     s.add_argument("--batch", type=int, default=16)
     s.add_argument("--steps", type=int, default=5, help="rounds (median)")
     s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--methods", type=_methods, default=None, help="comma-separated subset (default: all)")
     m = sub.add_parser("sample", help="short training of the tiny presets on the sample set")
     m.add_argument("--epochs", type=int, default=5)
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--batch", type=int, default=32)
     m.add_argument("--threads", type=int, default=1)
+    m.add_argument("--methods", type=_methods, default=None,
+                   help=f"comma-separated subset of {', '.join(METHODS + list(VARIANTS))} (default: the methods)")
     m.add_argument("--warm-start", type=int, default=0, metavar="EPOCHS",
                    help="first train the plain tiny ResNet this long and start every model from its "
                         "backbone (pretrained=PATH), as the official methods start from face-pretrained weights")

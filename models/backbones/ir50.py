@@ -81,6 +81,22 @@ class IR50(nn.Module):
     def forward_features(self, x: Tensor) -> Tensor:
         return self.body(self.input_layer(x))
 
+    def truncate(self, num_stages: int) -> IR50:
+        """Keep only the first ``num_stages`` stages (in place; returns ``self``).
+
+        POSTER++ uses three (64 / 128 / 256 channels at 1/2, 1/4, 1/8 of the input, as its
+        ``body1``-``body3``); dropping the fourth keeps 14 M unused parameters out of the model.
+        Truncate before loading weights: the dropped stage's tensors are then reported as unused.
+        """
+        if not 1 <= num_stages <= len(self.stage_ends):
+            raise ValueError(f"IR50.truncate: num_stages must be in 1..{len(self.stage_ends)}, got {num_stages}")
+        self.body = self.body[:self.stage_ends[num_stages - 1]]
+        self.stage_ends = self.stage_ends[:num_stages]
+        self.units = self.units[:num_stages]
+        self.stage_channels = self.stage_channels[:num_stages]
+        self.num_features = self.stage_channels[-1]
+        return self
+
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_features(x)
 

@@ -12,6 +12,9 @@
   the prior KL loss (Eq. 14-18).
 * :mod:`.former` -- DT + DIL + fusion + ViT assembled (UDCformer / LLformer).
 * :mod:`.pnet` -- LLDif's prior networks: cross-attention PNET_S1, conv/residual PNET_S2.
+
+POSTER++ (:mod:`models.posterpp`) uses the DIL network, the scale tokenizer and the ViT with
+its official options.
 """
 
 from .conv_pyramid import ConvPyramid
@@ -22,12 +25,12 @@ from .dynamic_transformer import (ChannelLayerNorm, DynamicTransformerBlock, Gat
 from .former import PriorLandmarkFormer
 from .pnet import EmbeddingCrossAttention, PNetS1, PNetS2, ResidualConvBlock
 from .prior_diffusion import PriorDenoiser, PriorDiffusion, make_betas, prior_kl
-from .vit import ScaleTokenizer, ViTClassifier
+from .vit import FeatureGate, ScaleTokenizer, ViTClassifier
 from .window_cross_attention import (WindowCrossAttention, WindowCrossAttentionBlock, relative_position_index,
                                      window_partition, window_reverse)
 
 __all__ = ["ChannelLayerNorm", "ConvPyramid", "DILNetwork", "DTNetwork", "DynamicTransformerBlock",
-           "GatedDConvFFN", "PriorDenoiser", "PriorDiffusion", "PriorLandmarkFormer", "PriorModulation",
+           "FeatureGate", "GatedDConvFFN", "PriorDenoiser", "PriorDiffusion", "PriorLandmarkFormer", "PriorModulation",
            "ScaleTokenizer", "TransposedAttention", "ViTClassifier", "WindowCrossAttention",
            "WindowCrossAttentionBlock", "make_betas", "prior_kl", "relative_position_index",
            "window_partition", "window_reverse"]

@@ -1,10 +1,12 @@
 """The DILnetwork (LRDif Sec. 3.2; LLDif's DLNet): landmark-to-image window cross-attention
-at three scales, one :class:`WindowCrossAttentionBlock` per scale, giving ``O1, O2, O3``."""
+at three scales, one :class:`WindowCrossAttentionBlock` per scale, giving ``O1, O2, O3``.
+POSTER++'s two-stream cross-attention is the same network with its official block options."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from .window_cross_attention import WindowCrossAttentionBlock
@@ -17,18 +19,29 @@ class DILNetwork(nn.Module):
         dims: channels per scale (image and landmark features must both have them).
         heads: attention heads per scale (POSTER++: 2, 4, 8).
         windows: window side per scale (POSTER++: the whole map, 28, 14, 7).
-        mlp_ratio, layer_scale, drop_path: see :class:`WindowCrossAttentionBlock`.
+        mlp_ratio, layer_scale: see :class:`WindowCrossAttentionBlock`.
+        drop_path: stochastic-depth rate, one for all scales or one per scale (POSTER++:
+            0, 0.125, 0.25).
+        query_norm, query_proj, norm_residual: block options (see
+            :class:`WindowCrossAttentionBlock`; POSTER++'s official block: False, False, True).
     """
 
     def __init__(self, dims: Sequence[int], heads: Sequence[int], windows: Sequence[int],
-                 mlp_ratio: float = 4.0, layer_scale: float | None = None, drop_path: float = 0.0):
+                 mlp_ratio: float = 4.0, layer_scale: float | None = None,
+                 drop_path: float | Sequence[float] = 0.0, *, query_norm: bool = True, query_proj: bool = True,
+                 norm_residual: bool = False):
         super().__init__()
-        if not (len(dims) == len(heads) == len(windows) == 3):
-            raise ValueError(f"DILNetwork: dims, heads and windows need 3 entries, got {dims}, {heads}, {windows}")
+        rates = [float(drop_path)] * 3 if isinstance(drop_path, (int, float)) else [float(r) for r in drop_path]
+        if not (len(dims) == len(heads) == len(windows) == len(rates) == 3):
+            raise ValueError(f"DILNetwork: dims, heads, windows (and per-scale drop_path) need 3 entries, "
+                             f"got {dims}, {heads}, {windows}, {drop_path}")
         self.scales = nn.ModuleList(
-            WindowCrossAttentionBlock(d, h, w, mlp_ratio, layer_scale, drop_path)
-            for d, h, w in zip(dims, heads, windows))
+            WindowCrossAttentionBlock(d, h, w, mlp_ratio, layer_scale, r, query_norm=query_norm,
+                                      query_proj=query_proj, norm_residual=norm_residual)
+            for d, h, w, r in zip(dims, heads, windows, rates))
 
-    def forward(self, image_feats: Sequence[Tensor], landmark_feats: Sequence[Tensor]) -> list[Tensor]:
-        """Three image maps and three landmark maps -> ``[O1, O2, O3]`` (image-map shapes)."""
-        return [blk(x, q) for blk, x, q in zip(self.scales, image_feats, landmark_feats)]
+    def forward(self, image_feats: Sequence[Tensor], landmark_feats: Sequence[Tensor],
+                generator: torch.Generator | None = None) -> list[Tensor]:
+        """Three image maps and three landmark maps -> ``[O1, O2, O3]`` (image-map shapes).
+        ``generator``: stochastic-depth draws in training (see the blocks)."""
+        return [blk(x, q, generator) for blk, x, q in zip(self.scales, image_feats, landmark_feats)]

@@ -11,6 +11,12 @@ resized to one window (``h * w = M`` in the paper) and give the queries of *ever
 ``b`` is a learned table indexed by the relative offset of query and key inside the window
 (Swin / POSTER++). With one window per map (POSTER++'s default) this is plain cross-attention
 over the whole map.
+
+The official POSTER++ block differs in three places, each a setting (defaults = the form above,
+which LRDif uses): the landmark features are the queries as they are, without ``LN`` and
+``W_Q`` (``query_norm=False, query_proj=False``), and the attention residual starts from the
+*normalised* image, ``X' = LN(X) + O`` (``norm_residual=True``). Stochastic depth draws its
+per-sample masks from the generator passed to ``forward`` (the step generator).
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ..batch_augment import drop_path, sample_drop_path
 
 
 def window_partition(x: Tensor, window: int) -> Tensor:
@@ -52,14 +60,16 @@ class WindowCrossAttention(nn.Module):
         heads: attention heads.
         window: window side ``w`` (``w * w`` tokens per window).
         qkv_bias: biases in the query / key / value projections.
+        query_proj: project the queries with ``W_Q``; ``False`` uses the landmark tokens as
+            the queries directly (official POSTER++).
     """
 
-    def __init__(self, dim: int, heads: int, window: int, qkv_bias: bool = True):
+    def __init__(self, dim: int, heads: int, window: int, qkv_bias: bool = True, query_proj: bool = True):
         super().__init__()
         if dim % heads:
             raise ValueError(f"WindowCrossAttention: dim {dim} is not divisible by heads {heads}")
         self.heads, self.window = heads, window
-        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.q = nn.Linear(dim, dim, bias=qkv_bias) if query_proj else nn.Identity()
         self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
@@ -106,16 +116,27 @@ class WindowCrossAttentionBlock(nn.Module):
         mlp_ratio: MLP hidden size / ``dim`` (POSTER++: 4).
         layer_scale: initial value of per-channel residual scales (POSTER++: 1e-5); ``None``
             for plain residuals.
-        drop_path: stochastic-depth rate (uses the global generator; 0 in LRDif).
+        drop_path: stochastic-depth rate of both residual branches in training (0 in LRDif;
+            POSTER++: 0, 0.125, 0.25 over the three scales); masks come from the
+            ``generator`` given to :meth:`forward`.
+        query_norm: LayerNorm on the landmark tokens before the attention (official POSTER++:
+            no).
+        query_proj: see :class:`WindowCrossAttention`.
+        norm_residual: the attention residual adds to ``LN(X)`` instead of ``X`` (official
+            POSTER++).
     """
 
     def __init__(self, dim: int, heads: int, window: int, mlp_ratio: float = 4.0,
-                 layer_scale: float | None = None, drop_path: float = 0.0):
+                 layer_scale: float | None = None, drop_path: float = 0.0, *, query_norm: bool = True,
+                 query_proj: bool = True, norm_residual: bool = False):
         super().__init__()
+        if not 0 <= drop_path < 1:
+            raise ValueError(f"WindowCrossAttentionBlock: drop_path must be in [0, 1), got {drop_path}")
         self.window = window
+        self.norm_residual = norm_residual
         self.norm_image = nn.LayerNorm(dim)
-        self.norm_query = nn.LayerNorm(dim)
-        self.attn = WindowCrossAttention(dim, heads, window)
+        self.norm_query = nn.LayerNorm(dim) if query_norm else nn.Identity()
+        self.attn = WindowCrossAttention(dim, heads, window, query_proj=query_proj)
         self.norm_mlp = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         if layer_scale is None:
@@ -123,22 +144,19 @@ class WindowCrossAttentionBlock(nn.Module):
         else:
             self.gamma_attn = nn.Parameter(torch.full((dim,), float(layer_scale)))
             self.gamma_mlp = nn.Parameter(torch.full((dim,), float(layer_scale)))
-        if drop_path > 0:
-            from fercore.compat import import_timm
+        self.drop_rate = float(drop_path)
 
-            import_timm()
-            from timm.layers import DropPath
+    def _branch(self, x: Tensor, gamma: Tensor | None, generator: torch.Generator | None) -> Tensor:
+        """A residual branch: layer scale, then stochastic depth in training."""
+        x = x if gamma is None else x * gamma
+        if self.training and self.drop_rate > 0:
+            x = drop_path(x, sample_drop_path(x.shape[0], self.drop_rate, generator), self.drop_rate)
+        return x
 
-            self.drop_path: nn.Module = DropPath(drop_path)
-        else:
-            self.drop_path = nn.Identity()
-
-    def _scale(self, x: Tensor, gamma: Tensor | None) -> Tensor:
-        return self.drop_path(x if gamma is None else x * gamma)
-
-    def forward(self, image: Tensor, landmarks: Tensor) -> Tensor:
+    def forward(self, image: Tensor, landmarks: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """``image``: ``(B, C, H, W)``; ``landmarks``: ``(B, C, h, w)`` (resized to one window)
-        -> ``(B, C, H, W)``."""
+        -> ``(B, C, H, W)``. ``generator``: stochastic-depth draws (training with
+        ``drop_path > 0``; ``None`` = the global generator)."""
         b, c, h, w = image.shape
         if landmarks.shape[:2] != (b, c):
             raise ValueError(f"WindowCrossAttentionBlock: landmark features {tuple(landmarks.shape)} "
@@ -147,7 +165,9 @@ class WindowCrossAttentionBlock(nn.Module):
             landmarks = F.adaptive_avg_pool2d(landmarks, self.window)
         x = image.permute(0, 2, 3, 1)
         query = self.norm_query(landmarks.flatten(2).transpose(1, 2))
-        out = self.attn(window_partition(self.norm_image(x), self.window), query)
-        x = x + self._scale(window_reverse(out, self.window, h, w), self.gamma_attn)
-        x = x + self._scale(self.mlp(self.norm_mlp(x)), self.gamma_mlp)
+        normed = self.norm_image(x)
+        out = self.attn(window_partition(normed, self.window), query)
+        x = (normed if self.norm_residual else x) + self._branch(window_reverse(out, self.window, h, w),
+                                                                 self.gamma_attn, generator)
+        x = x + self._branch(self.mlp(self.norm_mlp(x)), self.gamma_mlp, generator)
         return x.permute(0, 3, 1, 2)
