@@ -97,8 +97,9 @@ class ImportanceWeight(nn.Module):
                   source="kaiwang960112/Self-Cure-Network src/train.py (defaults; Adam at its default lr)"),
     presets={"paper": {"backbone": "resnet18"},
              # tiny: the plain cnn-tiny trunk (resnet18-tiny does not generalise to the sample
-             # set's unseen people in a few epochs, see docs/baselines.md)
-             "tiny": {"backbone": "cnn-tiny",
+             # set's unseen people in a few epochs) and no in-model augmentation (it slows a
+             # 6-epoch from-scratch run), see docs/baselines.md
+             "tiny": {"backbone": "cnn-tiny", "basic_aug": False, "erase_p": 0.0,
                       "recipe": {"epochs": 6, "input_size": 64, "batch_size": 32}}},
     description="Self-Cure Network: importance weights, rank regularisation, relabelling",
     paper="Wang et al., Suppressing Uncertainties for Large-Scale Facial Expression Recognition, CVPR 2020")
