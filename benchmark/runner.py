@@ -469,7 +469,11 @@ class JobRunner:
                                    self.meta["clean"])
             clean = (cl, cf, classification_metrics(cl, self.clean.labels, classes))
         eval_time = time.perf_counter() - t0
-        accs = [(r["test_acc"], r["epoch"]) for r in history if r.get("test_acc") is not None]
+        # best of the final stage only: an earlier stage may predict with the label (LRDif's
+        # stage 1 is the paper's oracle row), which is not the trained method's accuracy
+        final_stage = [st for st, n in stages if n > 0][-1]
+        accs = [(r["test_acc"], r["epoch"]) for r in history
+                if r.get("test_acc") is not None and r.get("stage", final_stage) == final_stage]
         best_acc, best_epoch = max(accs, key=lambda t: (t[0], -t[1])) if accs else (m["accuracy"], len(history))
         spec = job.plan.spec
         result = {

@@ -39,6 +39,11 @@ class MethodSpec:
     preset: str | None = None
     options: tuple[tuple[str, Any], ...] = ()
 
+    def __hash__(self) -> int:
+        # option values may be JSON lists or objects (``+widths=[8,16]``), which are unhashable
+        return hash((self.name, self.variant, self.preset,
+                     json.dumps(self.options, sort_keys=True, separators=(",", ":"), default=str)))
+
     @property
     def options_dict(self) -> dict[str, Any]:
         return {k: copy.deepcopy(v) for k, v in self.options}

@@ -138,7 +138,7 @@ def test_model_randomness_comes_from_the_step_generator(name):
 
 
 def test_pretrained_path_loads_into_the_method_backbone(tmp_path):
-    src = tiny("scn")
+    src = tiny("scn", backbone="resnet18-tiny")   # the tiny preset uses cnn-tiny
     path = tmp_path / "msceleb_like.pth"
     torch.save({"state_dict": {f"module.{k}": v for k, v in src.backbone.state_dict().items()}, "epoch": 40}, path)
     m = tiny("dan", pretrained=str(path))

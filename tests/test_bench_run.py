@@ -111,6 +111,8 @@ def test_run_writes_records_and_results_table(main_run):
             ep = list(csv.DictReader(fh))
         assert len(ep) == r["epochs"] == (2 if r["method"] == "benchtest" else 1)
         assert float(ep[-1]["test_acc"]) == pytest.approx(r["accuracy"])
+        # the best accuracy is taken over the final stage only (not over stage 1's epochs)
+        assert r["best_epoch"] == len(ep) and r["best_accuracy"] == pytest.approx(r["accuracy"])
         assert not (Path(r["run_dir"]) / "checkpoint.pt").exists() and (Path(r["run_dir"]) / "model.pt").is_file()
 
 

@@ -8,6 +8,7 @@ name               what                                        channels  stride
 ``resnet50-caffe`` ResNet-50, stride in the 1x1 conv (VGGFace2) 2048      32
 ``ir50``           IR-50 (ArcFace / face.evoLVe)                512       16
 ``*-tiny``         one block per stage, narrow (tests)         128/256   same
+``cnn-tiny``       plain VGG-style CNN, widths 8-64 (sample)   64        16
 =================  ==========================================  ========  ==============
 
 Every backbone is an ``nn.Module`` with ``num_features`` and ``forward_features(x)`` returning
@@ -27,6 +28,7 @@ from torch import nn
 from fercore.errors import ConfigError
 
 from .ir50 import IR50, ir50, ir50_tiny
+from .plain import PlainCNN, cnn_tiny
 from .pretrained import LoadReport, load_pretrained, read_state_dict
 from .resnet import resnet18, resnet18_tiny, resnet50, resnet50_tiny
 
@@ -39,6 +41,7 @@ BACKBONES: dict[str, Callable[[], nn.Module]] = {
     "resnet50-caffe-tiny": lambda: resnet50_tiny(stride_in_1x1=True),
     "ir50": ir50,
     "ir50-tiny": ir50_tiny,
+    "cnn-tiny": cnn_tiny,
 }
 
 
@@ -61,5 +64,5 @@ def create_backbone(name: str, pretrained: str | Path | None = None, *, verbose:
     return net
 
 
-__all__ = ["BACKBONES", "IR50", "LoadReport", "create_backbone", "list_backbones", "load_pretrained",
+__all__ = ["BACKBONES", "IR50", "LoadReport", "PlainCNN", "create_backbone", "list_backbones", "load_pretrained",
            "read_state_dict"]

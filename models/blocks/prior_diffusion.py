@@ -66,19 +66,30 @@ class PriorDenoiser(nn.Module):
 
     ``t`` enters as the scalar ``t / (10 T)`` (DiffIR). Layers: ``Linear(2P + 1 -> P)`` +
     LeakyReLU, ``depth`` residual Linear + LeakyReLU blocks, ``Linear(P -> P)``.
+
+    ``cond_skip=True`` (not in the papers; off by default) adds the condition to the output,
+    ``c + MLP(...)``, with the last layer initialised to zero: an ``x0`` denoiser then starts
+    by predicting the condition itself, so a freshly built chain returns ``c`` instead of a
+    random vector (use it with the ``x0`` parameterisation, where output and condition are
+    both priors).
     """
 
-    def __init__(self, prior_dim: int, steps: int, depth: int = 1):
+    def __init__(self, prior_dim: int, steps: int, depth: int = 1, cond_skip: bool = False):
         super().__init__()
         self.time_scale = 1.0 / (10.0 * steps)
+        self.cond_skip = cond_skip
         self.inp = nn.Linear(2 * prior_dim + 1, prior_dim)
         self.body = nn.Sequential(*[ResidualLinear(prior_dim) for _ in range(depth)])
         self.out = nn.Linear(prior_dim, prior_dim)
+        if cond_skip:
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
 
     def forward(self, z_t: Tensor, t: Tensor, cond: Tensor) -> Tensor:
         """``z_t``, ``cond``: ``(B, P)``; ``t``: ``(B,)`` step indices -> ``(B, P)``."""
         h = torch.cat([z_t, t.to(z_t.dtype)[:, None] * self.time_scale, cond], dim=1)
-        return self.out(self.body(F.leaky_relu(self.inp(h), 0.1)))
+        out = self.out(self.body(F.leaky_relu(self.inp(h), 0.1)))
+        return cond + out if self.cond_skip else out
 
 
 class PriorDiffusion(nn.Module):
