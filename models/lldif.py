@@ -42,7 +42,7 @@ from .clip_encoders import DEFAULT_TEMPLATE, FrozenCLIP
 from .la_clip import (LabelAwareCLIP, caption_alignment_loss, caption_groups, la_clip_state_from_checkpoint,
                       label_alignment_loss, label_logits)
 from .landmarks import build_landmark_encoder
-from .lrdif import FPEN
+from .lrdif import FPEN, IMAGE_ENCODERS, ConvImageEncoder
 from .recipe import Recipe
 from .registry import register_model
 
@@ -50,7 +50,7 @@ STAGES = ("la-clip", "s1", "s2")
 #: Stage lists a model may train (prefixes of STAGES; without "la-clip" when LA-CLIP is loaded).
 TRAIN_STAGES = (STAGES[:1], STAGES[:2], STAGES)
 PNET_S1_CONTEXTS = ("label", "image")
-PNET_S2_INPUTS = ("image", "la-clip")
+PNET_S2_INPUTS = ("image", "la-clip", "pnet-s1")
 TRAIN_STARTS = ("q_sample", "noise")
 
 PAPER = {
@@ -70,7 +70,14 @@ TINY = {
     "dil_heads": (1, 2, 4), "windows": None, "image_stream": "dt",
     "embed_dim": 64, "vit_depth": 1, "vit_heads": 2,
     "landmarks": "none", "T": 4, "denoiser_depth": 1,
-    "recipe": {"input_size": 64, "epochs": 8, "stage_epochs": {"la-clip": 2, "s1": 3, "s2": 3}},
+    # offline stand-ins and fixes that make the tiny model learn in a few epochs (docs/lldif.md,
+    # "The tiny preset on the sample set"): LA-CLIP on a trainable conv tower instead of a
+    # random CLIP image tower, stage 2 starting from PNET_S1 fed LA-CLIP's predicted label,
+    # unit-scale priors, DiffIR's L1 term
+    "image_encoder": "conv", "encoder_widths": (8, 16, 32, 64), "encoder_gray": True,
+    "pnet_s2_input": "pnet-s1", "prior_norm": True, "denoiser_skip": True, "l1_weight": 5.0,
+    "recipe": {"input_size": 64, "lr": 1e-3, "batch_size": 32, "schedule": "cosine", "epochs": 12,
+               "stage_epochs": {"la-clip": 8, "s1": 1, "s2": 3}},
 }
 #: LLDif Table 5 (LL-KDEF): diffusion / loss / inserted noise; plus LA-CLIP alone and the
 #: stage-1 oracle (prior from the true label and caption).
@@ -85,10 +92,11 @@ VARIANTS = {
 
 
 def la_clip_identity(clip_model: str, clip_pretrained: str | None, clip_init_seed: int, clip_normalize: bool,
-                     clip_center_text: bool, prompts: Sequence[str]) -> dict[str, Any]:
+                     clip_center_text: bool, prompts: Sequence[str], image_encoder: str = "clip") -> dict[str, Any]:
     """What a trained LA-CLIP depends on: the CLIP (weights by tag or file name, so a copy of the
-    same file elsewhere matches) and the class prompts, in order."""
-    return {"clip_model": clip_model,
+    same file elsewhere matches), the image tower and the class prompts, in order."""
+    extra = {} if image_encoder == "clip" else {"image_encoder": image_encoder}
+    return {**extra, "clip_model": clip_model,
             "clip_pretrained": None if clip_pretrained is None else Path(str(clip_pretrained)).name,
             "clip_init_seed": clip_init_seed if clip_pretrained is None else None,
             "normalize": bool(clip_normalize), "center_text": bool(clip_center_text), "prompts": list(prompts)}
@@ -126,7 +134,11 @@ class LLDif(FERModel):
             embeddings (the prior knows the label; s1 is an oracle), ``"image"`` = the LA-CLIP
             image embeddings themselves (Eq. 1 read literally; label-free).
         pnet_s2_input: ``"image"`` = PNET_S2 on the pixels (the paper), ``"la-clip"`` = an FPEN on
-            the LA-CLIP embeddings; pnet_s2_width, pnet_s2_blocks, pnet_s2_stride: PNET_S2's size;
+            the LA-CLIP embeddings, ``"pnet-s1"`` = a copy of the trained PNET_S1 (made when
+            stage 2 starts) with LA-CLIP's *predicted* label embedding and its caption-aligned
+            image embedding as keys/values in place of the true label's and caption's text
+            embeddings (label-free; stage 2 starts from the stage-1 prior of the predicted label;
+            not in the paper); pnet_s2_width, pnet_s2_blocks, pnet_s2_stride: PNET_S2's size;
             fpen_layers: the FPEN's layers (``pnet_s2_input="la-clip"``).
         dims, blocks, heads, ffn_expansion, stem_stride, dil_heads, windows, image_stream,
             layer_scale, embed_dim, vit_depth, vit_heads, mlp_ratio: the LLformer.
@@ -137,6 +149,16 @@ class LLDif(FERModel):
         train_start: where the training chain starts: ``"q_sample"`` = ``q(Z_T | Z_S1)``
             (DiffIR), ``"noise"`` = pure noise, as in inference.
         train_stages: a prefix of ``("la-clip", "s1", "s2")``.
+        image_encoder: LA-CLIP's image tower: ``"clip"`` (the paper: the frozen CLIP image
+            encoder) or ``"conv"`` (LRDif's trainable :class:`ConvImageEncoder`, trained with
+            LA-CLIP in the ``la-clip`` stage and frozen with it afterwards; for machines
+            without CLIP weights, where a random CLIP tower carries no expression
+            information). encoder_widths, encoder_gray: its trunk and grey input (as in LRDif).
+        prior_norm: PNET_S1 and PNET_S2 (or its FPEN) end with a parameter-free LayerNorm, so
+            the priors have unit scale (not in the paper; off by default; the tiny preset uses
+            it, see docs/lldif.md and ``prior_norm`` of LRDif).
+        denoiser_skip: the x0-denoiser returns ``cond + MLP(...)`` with a zero last layer, so
+            a fresh chain starts at PNET_S2's guess (not in the paper; off by default).
         predict_seed: seeds the inference noise when ``predict`` gets no generator.
     """
 
@@ -164,7 +186,9 @@ class LLDif(FERModel):
                  beta_end: float = 0.99, parameterization: str = "x0", denoiser_depth: int = 1,
                  insert_noise: bool = True, kl_weight: float = 0.0, kl_temperature: float = 1.0,
                  kl_direction: str = "s1||s2", l1_weight: float = 0.0, train_start: str = "q_sample",
-                 train_stages: Sequence[str] = STAGES, predict_seed: int = 0):
+                 train_stages: Sequence[str] = STAGES, image_encoder: str = "clip",
+                 encoder_widths: Sequence[int] | None = None, encoder_gray: bool = False,
+                 prior_norm: bool = False, denoiser_skip: bool = False, predict_seed: int = 0):
         super().__init__(num_classes)
         self.stages = self._check_stages(tuple(train_stages), la_clip_checkpoint)
         if class_names is None:
@@ -187,7 +211,8 @@ class LLDif(FERModel):
         for flag, value, choices in (("pnet_s1_context", pnet_s1_context, PNET_S1_CONTEXTS),
                                      ("pnet_s2_input", pnet_s2_input, PNET_S2_INPUTS),
                                      ("train_start", train_start, TRAIN_STARTS),
-                                     ("caption_content", caption_content, CAPTION_CONTENTS)):
+                                     ("caption_content", caption_content, CAPTION_CONTENTS),
+                                     ("image_encoder", image_encoder, IMAGE_ENCODERS)):
             if value not in choices:
                 raise ConfigError(f"choose one of {', '.join(choices)}, got {value!r}", flag=flag)
         if image_size % pnet_s2_stride:
@@ -210,11 +235,22 @@ class LLDif(FERModel):
         self.clip = FrozenCLIP(class_names, clip_model, clip_pretrained, clip_template, clip_init_seed,
                                clip_normalize, clip_cache, clip_cache_dir, clip_center_text)
         e = self.clip.embed_dim
+        self.encoder_gray = encoder_gray
         self.la_clip = LabelAwareCLIP(e, la_clip_hidden, identity=la_clip_identity(
-            clip_model, clip_pretrained, clip_init_seed, clip_normalize, clip_center_text, self.clip.prompts))
-        self.pnet_s1 = PNetS1(e, prior_dim, 2, 2, pnet_depth, pnet_heads)
-        self.pnet_s2: nn.Module = (PNetS2(prior_dim, pnet_s2_width, pnet_s2_blocks, pnet_s2_stride)
-                                   if pnet_s2_input == "image" else FPEN(2 * e, prior_dim, fpen_layers))
+            clip_model, clip_pretrained, clip_init_seed, clip_normalize, clip_center_text, self.clip.prompts,
+            image_encoder))
+        # the trainable tower lives inside LA-CLIP: it trains, freezes, saves and loads with it
+        self.la_clip.tower = (ConvImageEncoder(dims, stem_stride, e, encoder_widths) if image_encoder == "conv"
+                              else None)
+        self.pnet_s1 = PNetS1(e, prior_dim, 2, 2, pnet_depth, pnet_heads, out_norm=prior_norm)
+        self.pnet_s2: nn.Module
+        if pnet_s2_input == "image":
+            self.pnet_s2 = PNetS2(prior_dim, pnet_s2_width, pnet_s2_blocks, pnet_s2_stride, out_norm=prior_norm)
+        elif pnet_s2_input == "la-clip":
+            self.pnet_s2 = FPEN(2 * e, prior_dim, fpen_layers, prior_norm)
+        else:
+            self.pnet_s2 = PNetS1(e, prior_dim, 2, 2, pnet_depth, pnet_heads, out_norm=prior_norm)
+        self._s2_started = False
         self.landmark_encoder = build_landmark_encoder(
             landmarks, dims, image_size, stem_stride, heatmap_sigma=heatmap_sigma,
             heatmap_groups=heatmap_groups, mobilefacenet_path=mobilefacenet_path)
@@ -225,8 +261,11 @@ class LLDif(FERModel):
         self.former = PriorLandmarkFormer(
             num_classes, image_size, prior_dim, dims, blocks, heads, ffn_expansion, stem_stride, dil_heads,
             windows, image_stream, embed_dim, vit_depth, vit_heads, mlp_ratio, layer_scale)
-        self.diffusion = (PriorDiffusion(PriorDenoiser(prior_dim, T, denoiser_depth), T, schedule, beta_start,
-                                         beta_end, parameterization) if diffusion else None)
+        if denoiser_skip and parameterization != "x0":
+            raise ConfigError("denoiser_skip makes the denoiser return its condition plus a correction: it needs "
+                              "parameterization='x0'", flag="denoiser_skip")
+        self.diffusion = (PriorDiffusion(PriorDenoiser(prior_dim, T, denoiser_depth, denoiser_skip), T, schedule,
+                                         beta_start, beta_end, parameterization) if diffusion else None)
         if la_clip_checkpoint is not None:
             self.la_clip.load_state_dict(la_clip_state_from_checkpoint(la_clip_checkpoint))
         self.begin_stage(self.stages[0])
@@ -258,6 +297,11 @@ class LLDif(FERModel):
         PNET_S2 + denoiser + LLformer, continuing from s1 (LA-CLIP and PNET_S1 frozen: the
         teacher). CLIP and a MobileFaceNet are always frozen."""
         super().begin_stage(stage)
+        if stage == "s2" and self.pnet_s2_input == "pnet-s1" and not self._s2_started:
+            # a resumed run loads its own PNET_S2 from the checkpoint after this
+            self.pnet_s2.load_state_dict(self.pnet_s1.state_dict())
+        if stage == "s2":
+            self._s2_started = True
         self.requires_grad_(False)
         for m in self._trainable(stage):
             m.requires_grad_(True)
@@ -302,14 +346,27 @@ class LLDif(FERModel):
         if self.pnet_s2_input == "image":
             return self.pnet_s2(self.norm(img))
         f_c, f_l = self.la_clip(image_emb)
-        return self.pnet_s2(torch.cat([f_c, f_l], dim=1))
+        if self.pnet_s2_input == "la-clip":
+            return self.pnet_s2(torch.cat([f_c, f_l], dim=1))
+        text = self.clip.text_embeddings.to(f_l)
+        predicted = label_logits(f_l, text, self.la_clip.scales()[1]).softmax(-1) @ text
+        return self.pnet_s2(torch.stack([f_c, f_l], dim=1), torch.stack([predicted, f_c], dim=1))
 
     def _classify(self, img: Tensor, prior: Tensor, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
         x = self.norm(img)
         return self.former(x, prior, self.landmark_encoder(x, batch.get("landmarks")))
 
     def _image_embeddings(self, img: Tensor, batch: dict[str, Any]) -> Tensor:
-        return self.clip.encode_images(img, batch_ids(batch, img.shape[0]))
+        """LA-CLIP's input: the frozen CLIP image embedding (cached per image id) or, with
+        ``image_encoder="conv"``, the trainable tower's L2-normalised output."""
+        tower = self.la_clip.tower
+        if tower is None:
+            return self.clip.encode_images(img, batch_ids(batch, img.shape[0]))
+        if self.encoder_gray:
+            from kornia.color import rgb_to_grayscale
+
+            img = rgb_to_grayscale(img).expand(-1, 3, -1, -1)
+        return tower(self.norm(img))
 
     # -- the interface ---------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], ctx: StepContext) -> StepOutput:
@@ -326,7 +383,7 @@ class LLDif(FERModel):
         # the teacher's prior Z_S1 is needed by the KL / L1 terms and the DiffIR training start
         need_z1 = (self.kl_weight > 0 or self.l1_weight > 0
                    or (self.diffusion is not None and self.train_start == "q_sample"))
-        image_emb = self._image_embeddings(img, batch) if need_z1 or self.pnet_s2_input == "la-clip" else None
+        image_emb = self._image_embeddings(img, batch) if need_z1 or self.pnet_s2_input != "image" else None
         z1 = None
         if need_z1:
             with torch.no_grad():
@@ -386,7 +443,7 @@ class LLDif(FERModel):
             captions = self.captions(labels, batch) if labels is not None else None
             z = self.prior_s1(self._image_embeddings(img, batch), labels, captions)
         else:
-            image_emb = self._image_embeddings(img, batch) if self.pnet_s2_input == "la-clip" else None
+            image_emb = self._image_embeddings(img, batch) if self.pnet_s2_input != "image" else None
             cond = self.condition(img, image_emb)
             if self.diffusion is not None:
                 n = 1 + (self.diffusion.steps if self.insert_noise else 0)

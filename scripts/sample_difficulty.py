@@ -6,14 +6,18 @@ combined, so the README can show that degradation measurably lowers accuracy.
 
     python scripts/sample_difficulty.py --epochs 30 --seed 0
 
-The degradations here are deliberately simple NumPy/OpenCV versions (Gaussian blur, Gaussian
-noise, a dark exposure); the physically based ones live in ``fer-degrade``.
+The first degradations are deliberately simple NumPy/OpenCV versions (Gaussian blur, Gaussian
+noise, a dark exposure); then come the toolkit's own simulators, as ``fer-degrade`` rebuilds the
+test split (UDC with the ``toled`` and ``poled`` displays, low light with the ``lldif`` and
+``realistic`` presets; run seed 0).
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -51,6 +55,24 @@ def dark_noisy(x, rng):
 
 def all_three(x, rng):
     return noise(dark(blur(x, rng), rng), rng)
+
+
+def simulated_copies(src) -> list[tuple[str, list[np.ndarray]]]:
+    """The test split as ``fer-degrade`` rebuilds it with each simulator preset (seed 0)."""
+    from degrade.lowlight import make_lowlight
+    from degrade.rebuild import rebuild_dataset
+    from degrade.udc import make_udc
+
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, deg in [("UDC, toled display", make_udc("toled")), ("UDC, poled display", make_udc("poled")),
+                          ("low light, lldif preset", make_lowlight("lldif")),
+                          ("low light, realistic preset", make_lowlight("realistic"))]:
+            root = Path(tmp) / name.replace(" ", "_").replace(",", "")
+            rebuild_dataset(deg, src, root, split="test", workers=0, command="sample_difficulty")
+            copy = get_source("sample", root)
+            out.append((name, [copy.load(r) for r in copy.records("test")]))
+    return out
 
 
 def to_tensor(imgs: list[np.ndarray]) -> torch.Tensor:
@@ -107,6 +129,8 @@ def main() -> None:
         rng = np.random.default_rng(1234)
         imgs = te_imgs if fn is None else [fn(im, rng) for im in te_imgs]
         print(f"{name:20s} {100 * evaluate(model, to_tensor(imgs), yte):6.1f}%")
+    for name, imgs in simulated_copies(src):
+        print(f"{name:28s} {100 * evaluate(model, to_tensor(imgs), yte):6.1f}%")
 
 
 if __name__ == "__main__":

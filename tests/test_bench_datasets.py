@@ -1,6 +1,6 @@
 """Dataset resolution: paths, --root rules, and the on-demand degraded copy through the degrade
-API (stood in for here by a fake ``degrade.rebuild`` / ``degrade.lowlight`` that darkens a
-mirrored copy, since those modules live on other branches)."""
+API: once with a fake ``degrade.rebuild`` / ``degrade.lowlight`` that darkens a mirrored copy
+(cheap and observable), once with the real simulators."""
 
 from __future__ import annotations
 
@@ -84,6 +84,30 @@ def test_run_on_a_copy_built_on_demand(fake_degrade, folder_tree, tmp_path):
     (p,) = list((tmp_path / "runs").glob("ll-folder/*/seed0/result.json"))
     r = json.loads(p.read_text())
     assert r["dataset_copy"]["how"] == "built on demand" and r["clean_accuracy"] is not None
+
+
+def test_real_simulators_build_copies_on_demand(folder_tree, tmp_path):
+    """The real ``fer-degrade`` API behind ``udc-*`` and ``ll-*``: the copies mirror the source,
+    verify against their manifests; the UDC copy is blurred (the camera gain restores its
+    brightness), the low-light copy is darker."""
+    from degrade.rebuild import verify_dataset
+
+    settings = DataSettings(paths={"folder": str(folder_tree)}, degraded_dir=str(tmp_path / "deg"))
+    udc, ll, clean = resolve_datasets(["udc-folder", "ll-folder", "folder"], settings)
+    assert udc.record["kind"] == "udc" and ll.record["kind"] == "lowlight"
+    clean_recs = clean.source.records()
+    for ds in (udc, ll):
+        assert ds.record["how"] == "built on demand"
+        root = Path(ds.source.root)
+        assert (root / READY_MARKER).is_file() and verify_dataset(root, progress=False) == []
+        recs = ds.source.records()
+        assert [(r.id, r.split, r.label) for r in recs] == [(r.id, r.split, r.label) for r in clean_recs]
+        deg = np.stack([ds.source.load(r) for r in recs]).astype(np.float64)
+        ref = np.stack([clean.source.load(r) for r in clean_recs]).astype(np.float64)
+        if ds is udc:  # neighbouring pixels of the random test images become alike
+            assert np.abs(np.diff(deg, axis=2)).mean() < 0.5 * np.abs(np.diff(ref, axis=2)).mean()
+        else:
+            assert deg.mean() < 0.8 * ref.mean()
 
 
 def test_missing_degrade_module_is_a_clear_error(folder_tree, monkeypatch):

@@ -12,7 +12,9 @@
   low-light image (Eq. 15), after DiffIR's CPEN: pixel-unshuffle, a 3x3 conv, residual conv
   blocks, a strided conv, global average pooling and a two-layer MLP to ``C``.
 
-Both end in LeakyReLU(0.1), like DiffIR's prior networks and LRDif's FPEN.
+Both end in LeakyReLU(0.1), like DiffIR's prior networks and LRDif's FPEN; ``out_norm=True``
+adds a parameter-free LayerNorm after it (unit-scale priors; not in the paper, see
+``prior_norm`` of LLDif and LRDif).
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ import torch
 from torch import Tensor, nn
 
 from .conv_pyramid import check_stride
+
+
+def out_normalization(prior_dim: int, on: bool) -> list[nn.Module]:
+    """``[LayerNorm(prior_dim, elementwise_affine=False)]`` when ``on``, else ``[]``."""
+    return [nn.LayerNorm(prior_dim, elementwise_affine=False)] if on else []
 
 
 class EmbeddingCrossAttention(nn.Module):
@@ -55,10 +62,11 @@ class PNetS1(nn.Module):
         prior_dim: ``C``, the length of ``Z`` (also the token width ``D``).
         n_query, n_context: tokens on each side (2 and 2 in LLDif).
         depth: cross-attention blocks; heads: attention heads.
+        out_norm: end with a parameter-free LayerNorm (adds no parameters).
     """
 
     def __init__(self, embed_dim: int, prior_dim: int, n_query: int = 2, n_context: int = 2, depth: int = 1,
-                 heads: int = 4):
+                 heads: int = 4, out_norm: bool = False):
         super().__init__()
         from fercore.errors import ConfigError
 
@@ -72,7 +80,8 @@ class PNetS1(nn.Module):
         nn.init.trunc_normal_(self.query_type, std=0.02)
         nn.init.trunc_normal_(self.context_type, std=0.02)
         self.blocks = nn.ModuleList(EmbeddingCrossAttention(prior_dim, heads) for _ in range(depth))
-        self.out = nn.Sequential(nn.Linear(n_query * prior_dim, prior_dim), nn.LeakyReLU(0.1))
+        self.out = nn.Sequential(nn.Linear(n_query * prior_dim, prior_dim), nn.LeakyReLU(0.1),
+                                 *out_normalization(prior_dim, out_norm))
 
     def forward(self, queries: Tensor, context: Tensor) -> Tensor:
         """``queries``: ``(B, n_query, E)``; ``context``: ``(B, n_context, E)`` -> ``Z`` ``(B, C)``."""
@@ -107,9 +116,11 @@ class PNetS2(nn.Module):
         blocks: residual conv blocks.
         stride: pixel-unshuffle factor before the first conv (a power of two).
         in_ch: image channels.
+        out_norm: end with a parameter-free LayerNorm (adds no parameters).
     """
 
-    def __init__(self, prior_dim: int, width: int = 64, blocks: int = 4, stride: int = 4, in_ch: int = 3):
+    def __init__(self, prior_dim: int, width: int = 64, blocks: int = 4, stride: int = 4, in_ch: int = 3,
+                 out_norm: bool = False):
         super().__init__()
         from fercore.errors import ConfigError
 
@@ -122,7 +133,8 @@ class PNetS2(nn.Module):
         self.reduce = nn.Sequential(nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.LeakyReLU(0.1),
                                     nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.mlp = nn.Sequential(nn.Linear(2 * width, prior_dim), nn.LeakyReLU(0.1),
-                                 nn.Linear(prior_dim, prior_dim), nn.LeakyReLU(0.1))
+                                 nn.Linear(prior_dim, prior_dim), nn.LeakyReLU(0.1),
+                                 *out_normalization(prior_dim, out_norm))
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, in_ch, S, S)`` normalised image (``S`` divisible by ``stride``) -> ``(B, C)``."""
