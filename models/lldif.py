@@ -261,9 +261,6 @@ class LLDif(FERModel):
         self.former = PriorLandmarkFormer(
             num_classes, image_size, prior_dim, dims, blocks, heads, ffn_expansion, stem_stride, dil_heads,
             windows, image_stream, embed_dim, vit_depth, vit_heads, mlp_ratio, layer_scale)
-        if denoiser_skip and parameterization != "x0":
-            raise ConfigError("denoiser_skip makes the denoiser return its condition plus a correction: it needs "
-                              "parameterization='x0'", flag="denoiser_skip")
         self.diffusion = (PriorDiffusion(PriorDenoiser(prior_dim, T, denoiser_depth, denoiser_skip), T, schedule,
                                          beta_start, beta_end, parameterization) if diffusion else None)
         if la_clip_checkpoint is not None:

@@ -248,9 +248,6 @@ class LRDif(FERModel):
         if encoder_output == "label" and image_encoder != "conv":
             raise ConfigError("a predicted label embedding needs the trainable conv encoder; set "
                               "image_encoder='conv'", flag="encoder_output")
-        if denoiser_skip and parameterization != "x0":
-            raise ConfigError("adds the condition to the denoiser's clean-prior estimate; it needs "
-                              "parameterization='x0'", flag="denoiser_skip")
         if fpen_s2_init not in FPEN_S2_INITS:
             raise ConfigError(f"choose one of {', '.join(FPEN_S2_INITS)}, got {fpen_s2_init!r}", flag="fpen_s2_init")
         if encoder_align_temperature <= 0:

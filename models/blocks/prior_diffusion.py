@@ -110,6 +110,9 @@ class PriorDiffusion(nn.Module):
         if parameterization not in PARAMETERIZATIONS:
             raise ConfigError(f"unknown parameterization {parameterization!r}; choose one of "
                               f"{', '.join(PARAMETERIZATIONS)}", flag="parameterization")
+        if getattr(denoiser, "cond_skip", False) and parameterization != "x0":
+            raise ConfigError("adds the condition to the denoiser's clean-prior estimate; it needs "
+                              "parameterization='x0'", flag="denoiser_skip")
         self.denoiser = denoiser
         self.steps = steps
         self.parameterization = parameterization
