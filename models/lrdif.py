@@ -61,7 +61,7 @@ TINY = {
     "prior_norm": True, "l1_weight": 5.0,
     "recipe": {"input_size": 64, "lr": 1e-3, "batch_size": 32, "schedule": "cosine",
                "lr_mult": {"fpen_s2.": 5.0, "diffusion.": 5.0},
-               "epochs": 5, "stage_epochs": {"s1": 1, "s2": 4}},
+               "epochs": 7, "stage_epochs": {"s1": 1, "s2": 6}},
 }
 IMAGE_ENCODERS = ("clip", "conv")
 ENCODER_OUTPUTS = ("features", "label")

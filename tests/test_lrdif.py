@@ -71,7 +71,7 @@ def sample32(sample_root):
 def test_tiny_builds_offline_with_recipe_stages_and_variants():
     m = tiny()
     assert m.stages == ("s1", "s2") and m.stage == "s1"
-    assert m.recipe.optimizer == "adam" and m.recipe.stage_epochs == {"s1": 1, "s2": 4}
+    assert m.recipe.optimizer == "adam" and m.recipe.stage_epochs == {"s1": 1, "s2": 6}
     assert m.requires == frozenset()                      # tiny uses landmarks="none"
     paper = model_info("lrdif")
     assert paper["recipe"]["lr"] == 3.5e-4 and paper["recipe"]["weight_decay"] == 1e-4
