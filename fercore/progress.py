@@ -28,7 +28,8 @@ def progress_enabled() -> bool:
 
 
 def make_progress(*, transient: bool = False) -> Progress:
-    """A :class:`rich.progress.Progress` with the toolkit's standard columns."""
+    """A :class:`rich.progress.Progress` with the toolkit's standard columns. A transient bar
+    is off when stderr is not a terminal: it would leave nothing but blank lines in a log."""
     return Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
@@ -39,7 +40,7 @@ def make_progress(*, transient: bool = False) -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=transient,
-        disable=not progress_enabled(),
+        disable=not progress_enabled() or (transient and not console.is_terminal),
     )
 
 
