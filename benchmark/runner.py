@@ -468,6 +468,7 @@ class JobRunner:
             cl, cf = self.evaluate(model, self.clean, self.landmarks["clean"], f"{job.title}: clean test",
                                    self.meta["clean"])
             clean = (cl, cf, classification_metrics(cl, self.clean.labels, classes))
+        self.bar.close()
         eval_time = time.perf_counter() - t0
         # best of the final stage only: an earlier stage may predict with the label (LRDif's
         # stage 1 is the paper's oracle row), which is not the trained method's accuracy
