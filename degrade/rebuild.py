@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 from collections import deque
 from collections.abc import Iterator, Sequence

@@ -9,7 +9,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from fercore.errors import ConfigError
 from fercore.seeding import torch_generator

@@ -56,7 +56,7 @@ def _per_sample(p: Tensor | float, b: int, ref: Tensor, name: str, width: int | 
         return p.expand(shape)
     if tuple(p.shape) != shape:
         raise ValueError(f"{name} must be a scalar or have shape {shape} (one value per sample"
-                         f"{'' if width is None else f' and channel'}), got {tuple(p.shape)}")
+                         f"{'' if width is None else ' and channel'}), got {tuple(p.shape)}")
     return p
 
 
