@@ -1,0 +1,91 @@
+"""The documented commands stay true: the README's test command is what `.ci/run` runs, and
+every `fer-bench` / `fer-degrade` command line in the shell blocks of the README and docs/
+names real sub-commands and real options (so a renamed flag cannot leave the docs out of
+date)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import click
+import pytest
+
+from benchmark.cli import main as bench_main
+from degrade.cli import main as degrade_main
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+PROGRAMS = {"fer-bench": bench_main, "fer-degrade": degrade_main}
+
+
+def code_lines(text: str) -> list[str]:
+    """Lines of the shell blocks of a Markdown text, backslash continuations joined."""
+    blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", text, flags=re.S)
+    return [ln.strip() for b in blocks for ln in b.replace("\\\n", " ").splitlines() if ln.strip()]
+
+
+def invocations(text: str = README) -> list[tuple[str, list[str]]]:
+    """``(program, args)`` for every fer-bench / fer-degrade call in the shell blocks of ``text``."""
+    calls = []
+    for line in code_lines(text):
+        for part in re.split(r"&&|\|", line):
+            words = shlex.split(part, comments=True)
+            for i, w in enumerate(words):
+                name = Path(w).name
+                if name in PROGRAMS:
+                    calls.append((name, words[i + 1:]))
+                    break
+    return calls
+
+
+def check_call(program: str, args: list[str]) -> click.Command:
+    """The (sub-)command ``args`` name; asserts that it and every ``--flag`` after it exist."""
+    cmd: click.Command = PROGRAMS[program]
+    rest = list(args)
+    while isinstance(cmd, click.Group) and rest and not rest[0].startswith("-"):
+        name = rest.pop(0)
+        assert name in cmd.commands, f"README: `{program} ... {name}` is not a command of {cmd.name}"
+        cmd = cmd.commands[name]
+    opts = {o for p in cmd.params if isinstance(p, click.Option) for o in (*p.opts, *p.secondary_opts)}
+    for word in rest:
+        if word.startswith("--"):
+            flag = word.split("=", 1)[0]
+            assert flag in opts, f"README: `{program} {cmd.name}` has no option {flag}"
+    return cmd
+
+
+def test_readme_test_command_is_what_ci_runs():
+    blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
+    test_cmd = next(b.strip() for b in blocks if "pytest" in b)
+    ci_lines = [ln for ln in (ROOT / ".ci" / "run").read_text().splitlines() if ln and not ln.startswith(("#", "set ", "cd "))]
+    assert ci_lines == [test_cmd]
+    first = next(b.strip() for b in blocks if "pip install" in b)
+    assert first.endswith("fer-bench run --methods lrdif,scn") and "constraints-cpu.txt" in first
+
+
+@pytest.mark.parametrize("doc", sorted(p.name for p in (ROOT / "docs").glob("*.md")))
+def test_docs_name_real_commands_and_options(doc):
+    for program, args in invocations((ROOT / "docs" / doc).read_text()):
+        check_call(program, args)
+
+
+def test_readme_names_real_commands_and_options():
+    calls = invocations()
+    assert len(calls) >= 15     # the README documents every command with an example
+    seen = set()
+    for program, args in calls:
+        seen.add((program, check_call(program, args).name))
+    assert {("fer-bench", "run"), ("fer-bench", "tables"), ("fer-bench", "figures"), ("fer-bench", "reproduce"),
+            ("fer-degrade", "udc"), ("fer-degrade", "lowlight"), ("fer-degrade", "psf"),
+            ("fer-degrade", "verify")} <= seen
+
+
+@pytest.mark.parametrize("args, message", [(["udc", "--no-such-flag"], "no option --no-such-flag"),
+                                           (["nosuch"], "is not a command"),
+                                           (["udc", "--seed=3", "--dispaly", "toled"], "no option --dispaly")])
+def test_the_checker_itself_catches_drift(args, message):
+    assert check_call("fer-degrade", ["udc", "--seed=3", "--display", "toled"]).name == "udc"
+    with pytest.raises(AssertionError, match=message):
+        check_call("fer-degrade", args)
