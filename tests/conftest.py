@@ -96,6 +96,18 @@ def folder_tree(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of small model tests (``pytestmark =
+    pytest.mark.usefixtures("one_thread")``): avoids oversubscribing a shared 2-core machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def sample_root() -> Path:
     """The default sample set (built once per test session into the private cache)."""

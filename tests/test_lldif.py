@@ -10,21 +10,17 @@ import pytest
 import torch
 
 from fercore.errors import ConfigError, DataError
-from fercore.seeding import numpy_rng, torch_generator
+from fercore.seeding import numpy_rng
 from fercore.sources import get_source
-from models import StepContext, create_model, load_checkpoint, model_info, save_checkpoint
+from models import create_model, load_checkpoint, model_info, save_checkpoint
 from models.captions import CaptionRules, batch_captions, degradation_words, make_caption
 from models.la_clip import caption_alignment_loss, caption_groups, label_alignment_loss, label_logits
 from models.train import build_optimizer, fit_batch, train_step
+from model_helpers import CallCounter, no_grad_params
+from model_helpers import step_ctx as ctx
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tests are small; one thread avoids oversubscribing a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 #: the tiny preset's opt-in departures from the paper, undone: most tests here check the
@@ -49,23 +45,6 @@ def random_batch(n=6, size=64, seed=0, label=True, meta=True):
     if meta:
         b["meta"] = [DARK if i % 2 else {} for i in range(n)]
     return b
-
-
-def ctx(i=0, stage="s1"):
-    return StepContext(step=i, stage=stage, generator=torch_generator(0, "test", i))
-
-
-def no_grad_params(m):
-    return [n for n, p in m.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
-
-
-class CallCounter:
-    def __init__(self, module):
-        self.n = 0
-        module.register_forward_hook(self)
-
-    def __call__(self, *args):
-        self.n += 1
 
 
 @pytest.fixture(scope="module")

@@ -12,15 +12,10 @@ from fercore.sources import get_source
 from models import StepContext, create_model, load_checkpoint, model_info, save_checkpoint
 from models.blocks.prior_diffusion import prior_kl
 from models.train import build_optimizer, train_step
+from model_helpers import CallCounter, no_grad_params
+from model_helpers import step_ctx as ctx
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tests are small; one thread avoids oversubscribing a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**kw):
@@ -41,19 +36,6 @@ def random_batch(n=6, size=64, seed=0, label=True):
     if label:
         b["label"] = torch.randint(0, 7, (n,), generator=g)
     return b
-
-
-def ctx(i=0, stage="s1"):
-    return StepContext(step=i, stage=stage, generator=torch_generator(0, "test", i))
-
-
-class CallCounter:
-    def __init__(self, module):
-        self.n = 0
-        module.register_forward_hook(self)
-
-    def __call__(self, *args):
-        self.n += 1
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +78,7 @@ def test_stage1_overfits_32_sample_images_and_every_parameter_learns(sample32):
     opt = build_optimizer(m)                               # the tiny recipe: Adam 1e-3, wd 1e-4
     first = train_step(m, opt, sample32, ctx(0))
     assert first.losses.keys() == {"ce", "align"}
-    no_grad = [n for n, p in m.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
-    assert no_grad == []
+    assert no_grad_params(m) == []
     acc = 0.0
     for i in range(1, 60):
         train_step(m, opt, sample32, ctx(i))
@@ -125,8 +106,7 @@ def test_stage2_runs_without_label_and_calls_the_denoiser_T_times(T):
     out = m.training_step(random_batch(), ctx(stage="s2"))
     assert calls.n == T and set(out.losses) == {"ce", "kl"}
     out.loss.backward()                                   # gradients through the whole chain
-    no_grad = [n for n, p in m.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
-    assert no_grad == []
+    assert no_grad_params(m) == []
 
 
 def test_variants_follow_table5():

@@ -14,12 +14,7 @@ from models.landmarks import (FACE_PARTS_68, MobileFaceNet, build_landmark_encod
                               render_heatmaps)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- diffusion --------------------------------------------------------------------------------

@@ -10,19 +10,14 @@ import torch
 import torch.nn.functional as F
 
 from fercore.errors import ConfigError
-from fercore.seeding import torch_generator
-from models import StepContext, create_model
+from models import create_model
 from models.backbones import create_backbone
 from models.blocks.prior_diffusion import PriorDenoiser, PriorDiffusion
 from models.lrdif import FPEN
+from model_helpers import step_ctx
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**kw):
@@ -39,7 +34,7 @@ def batch(n=6, seed=0, label=True):
 
 
 def ctx(i=0, stage="s1"):
-    return StepContext(step=i, stage=stage, generator=torch_generator(0, "tiny-test", i))
+    return step_ctx(i, stage, "tiny-test")
 
 
 def test_prior_norm_gives_unit_scale_priors_without_parameters():

@@ -1,0 +1,30 @@
+"""Helpers shared by the LRDif / LLDif model tests."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from fercore.seeding import torch_generator
+from models import StepContext
+
+
+def step_ctx(i: int = 0, stage: str = "s1", purpose: str = "test") -> StepContext:
+    """The step context of training step ``i`` in ``stage`` (its generator seeded by ``i``)."""
+    return StepContext(step=i, stage=stage, generator=torch_generator(0, purpose, i))
+
+
+def no_grad_params(model: nn.Module) -> list[str]:
+    """Names of trainable parameters whose gradient is missing or all zero."""
+    return [n for n, p in model.named_parameters()
+            if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
+
+
+class CallCounter:
+    """Counts the forward calls of ``module`` (a forward hook): ``counter.n``."""
+
+    def __init__(self, module: nn.Module):
+        self.n = 0
+        module.register_forward_hook(self)
+
+    def __call__(self, *args):
+        self.n += 1
