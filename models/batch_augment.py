@@ -26,10 +26,6 @@ from torch import Tensor
 from fercore.errors import ConfigError
 
 
-def _rand(shape, generator, device=None) -> Tensor:
-    return torch.rand(*shape, generator=generator).to(device)
-
-
 def _check_images(images: Tensor, fn: str) -> None:
     if images.ndim != 4:
         raise ConfigError(f"{fn}: images must be (B, C, H, W), got shape {tuple(images.shape)}; "

@@ -29,7 +29,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     Settings listed in the model's ``init_only_settings`` (``pretrained=PATH``) are left out:
     the checkpoint's weights replace them, so the original weights file may be gone.
     """
-    from .registry import create_model
+    from .registry import create_model, get_entry
 
     path = Path(path)
     try:
@@ -39,8 +39,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except Exception as exc:  # truncated or not a torch file
         raise DataError(f"cannot read checkpoint ({exc})", path) from None
     cfg = dict(ckpt["config"])
-    from .registry import get_entry
-
     drop = get_entry(cfg["name"]).cls.init_only_settings
     overrides = {k: v for k, v in dict(cfg.get("overrides") or {}).items() if k not in drop}
     model = create_model(cfg["name"], cfg.get("preset"), cfg.get("num_classes", 7),

@@ -13,22 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import FERModel, Normalize, StepContext, StepOutput
+from .blocks.conv_pyramid import ConvStage
 from .recipe import Recipe
 from .registry import register_model
-
-
-class ConvStage(nn.Module):
-    """Two 3x3 conv-BN-ReLU layers and a 2x2 max-pool."""
-
-    def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-            nn.MaxPool2d(2))
-
-    def forward(self, x):
-        return self.body(x)
 
 
 @register_model(

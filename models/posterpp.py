@@ -41,7 +41,7 @@ from fercore.errors import ConfigError
 from . import batch_augment as aug
 from .backbones import create_backbone, load_pretrained
 from .base import FERModel, Normalize, StepContext, StepOutput
-from .blocks.dil_network import DILNetwork
+from .blocks.dil_network import DILNetwork, check_windows
 from .blocks.vit import ScaleTokenizer, ViTClassifier
 from .landmarks import LANDMARK_KINDS, build_landmark_encoder
 from .recipe import Recipe
@@ -120,11 +120,7 @@ class POSTERpp(FERModel):
                     erase_p)
         self.image_size, self.resize_mode = image_size, resize_mode
         self.sizes = [image_size // (SCALE_STRIDE * 2 ** i) for i in range(3)]
-        windows = tuple(windows) if windows is not None else tuple(self.sizes)
-        for s, w in zip(self.sizes, windows):
-            if w < 1 or s % w:
-                raise ConfigError(f"window {w} does not divide the {s}x{s} map; windows must divide "
-                                  f"{self.sizes} at image_size {image_size}", flag="windows")
+        windows = check_windows(self.sizes, windows, f" at image_size {image_size}")
         self.erase_p, self.erase_scale = erase_p, tuple(erase_scale)
 
         self.norm = Normalize()
@@ -202,9 +198,8 @@ class POSTERpp(FERModel):
     # -- the interface -----------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], ctx: StepContext) -> StepOutput:
         x, y = self.norm(self._images(batch)), batch["label"]
-        if self.erase_p > 0:  # after normalisation, at the input size (official: at 224, before the resize)
-            x = aug.erase(x, aug.sample_erasing(x.shape[0], *x.shape[-2:], ctx.generator, self.erase_p,
-                                                self.erase_scale))
+        # after normalisation, at the input size (official: at 224, before the resize)
+        x = aug.random_erase(x, ctx.generator, self.erase_p, self.erase_scale)
         logits, feat = self.classify(self._resize(x), batch.get("landmarks"), ctx.generator)
         return StepOutput(logits, {"ce": F.cross_entropy(logits, y.to(logits.device))}, feat)
 

@@ -223,9 +223,10 @@ def sample(args) -> None:
         lmk = (_load_landmarks(src, "train"), _load_landmarks(src, "test"))
     start = ""
     weights: dict[str, str] = {}
+    backbones = list(dict.fromkeys(_plain_backbone(m) for m in methods))
     if args.warm_start:
         accs = []
-        for bb in dict.fromkeys(_plain_backbone(m) for m in methods):
+        for bb in backbones:
             kept: list = []
             acc, _ = train_on_sample(f"plain:{bb}", xtr, ytr, xte, yte, args.warm_start, args.seed, args.batch,
                                      keep=kept)
@@ -238,7 +239,7 @@ def sample(args) -> None:
     for c in ("method", "test accuracy", "train time ratio to cnn"):
         t.add_column(c)
     results = {}
-    plains = [f"plain:{bb}" for bb in dict.fromkeys(_plain_backbone(m) for m in methods)]
+    plains = [f"plain:{bb}" for bb in backbones]
     names = (plains if weights else ["cnn", *plains]) + list(methods)
     for name in track(names, "training on the sample set"):
         pre = weights.get(name.partition(":")[2] if name.startswith("plain") else _plain_backbone(name))

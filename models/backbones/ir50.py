@@ -65,7 +65,6 @@ class IR50(nn.Module):
                 cin = w
             self.stage_ends.append(len(body))
         self.body = nn.Sequential(*body)
-        self.units = tuple(units)
         self.num_features = widths[-1]
         self.stage_channels = tuple(widths)
 
@@ -92,7 +91,6 @@ class IR50(nn.Module):
             raise ValueError(f"IR50.truncate: num_stages must be in 1..{len(self.stage_ends)}, got {num_stages}")
         self.body = self.body[:self.stage_ends[num_stages - 1]]
         self.stage_ends = self.stage_ends[:num_stages]
-        self.units = self.units[:num_stages]
         self.stage_channels = self.stage_channels[:num_stages]
         self.num_features = self.stage_channels[-1]
         return self

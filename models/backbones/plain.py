@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from ..blocks.conv_pyramid import ConvStage
+
 
 class PlainCNN(nn.Module):
     """``len(widths)`` stages of (conv-BN-ReLU) x 2 + max-pool 2; ``forward_features`` gives
@@ -24,11 +26,7 @@ class PlainCNN(nn.Module):
     def __init__(self, widths: Sequence[int] = (8, 16, 32, 64), in_ch: int = 3):
         super().__init__()
         chans = (in_ch, *widths)
-        self.stages = nn.Sequential(*[
-            nn.Sequential(nn.Conv2d(a, b, 3, padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True),
-                          nn.Conv2d(b, b, 3, padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True),
-                          nn.MaxPool2d(2))
-            for a, b in zip(chans[:-1], chans[1:])])
+        self.stages = nn.Sequential(*[ConvStage(a, b) for a, b in zip(chans[:-1], chans[1:])])
         self.num_features = widths[-1]
 
     def forward_features(self, x: Tensor) -> Tensor:

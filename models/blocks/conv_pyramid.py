@@ -25,6 +25,21 @@ def conv_bn_act(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
                          nn.BatchNorm2d(cout), nn.GELU())
 
 
+class ConvStage(nn.Module):
+    """Two 3x3 conv-BN-ReLU layers and a 2x2 max-pool (the reference CNN's and ``cnn-tiny``'s
+    stage): ``(B, cin, H, W)`` -> ``(B, cout, H / 2, W / 2)``."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.MaxPool2d(2))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
 class ConvPyramid(nn.Module):
     """Conv-BN-GELU stages giving three feature maps, each half the size of the previous.
 

@@ -12,6 +12,19 @@ from torch import Tensor, nn
 from .window_cross_attention import WindowCrossAttentionBlock
 
 
+def check_windows(sizes: Sequence[int], windows: Sequence[int] | None, context: str = "") -> tuple[int, ...]:
+    """The window side per scale for feature maps of ``sizes`` (``None``: one window per map),
+    each checked to divide its map; ``context`` ends the error message (e.g. the image size)."""
+    from fercore.errors import ConfigError
+
+    windows = tuple(windows) if windows is not None else tuple(sizes)
+    for s, w in zip(sizes, windows):
+        if w < 1 or s % w:
+            raise ConfigError(f"window {w} does not divide the {s}x{s} feature map; windows must divide "
+                              f"{list(sizes)}{context}", flag="windows")
+    return windows
+
+
 class DILNetwork(nn.Module):
     """``O_i = Block_i(image_i, landmarks_i)`` for the three scales.
 

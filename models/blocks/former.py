@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from .conv_pyramid import ConvPyramid
-from .dil_network import DILNetwork
+from .dil_network import DILNetwork, check_windows
 from .dt_network import DTNetwork
 from .vit import ScaleTokenizer, ViTClassifier
 
@@ -59,11 +59,7 @@ class PriorLandmarkFormer(nn.Module):
             raise ConfigError(f"image_size {image_size} must be a multiple of 4 * stem_stride = {4 * stem_stride}",
                               flag="image_size")
         self.sizes = [image_size // (stem_stride * 2 ** i) for i in range(3)]
-        windows = tuple(windows) if windows is not None else tuple(self.sizes)
-        for s, w in zip(self.sizes, windows):
-            if w < 1 or s % w:
-                raise ConfigError(f"window {w} does not divide the {s}x{s} feature map; windows "
-                                  f"must divide {self.sizes}", flag="windows")
+        windows = check_windows(self.sizes, windows)
         self.dims = tuple(dims)
         self.dt = DTNetwork(dims, blocks, heads, prior_dim, ffn_expansion, stem_stride)
         self.image_stem = ConvPyramid(3, tuple(dims), stem_stride) if image_stream == "stem" else None
