@@ -61,12 +61,18 @@ class StepOutput:
 
 @dataclass
 class StepContext:
-    """Where in training a step happens, and the generator for the model's own randomness."""
+    """Where in training a step happens, and the generator for the model's own randomness.
+
+    ``replay`` is True when :func:`models.train.train_step` runs the same step again for SAM's
+    second pass (same batch, same random draws): state a model updates outside the gradient
+    (e.g. DACL's class centres) must not move twice.
+    """
 
     epoch: int = 0
     step: int = 0
     stage: str = "main"
     generator: torch.Generator | None = None
+    replay: bool = False
 
     def randn(self, *shape: int, device=None, dtype=torch.float32) -> Tensor:
         """Standard normal noise from ``generator`` (drawn on the CPU, then moved, so the same

@@ -133,33 +133,22 @@ class DACL(FERModel):
         self.attention = AttentionNetwork(c * grid * grid, c, context)
         self.fc = nn.Linear(c, num_classes)
         self.register_buffer("centers", torch.randn(num_classes, c) * (2.0 / num_classes) ** 0.5)
-        self._last_update: tuple | None = None
 
     def features(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Normalised images -> (pooled features (B, C), attention (B, C))."""
         fmap = F.adaptive_avg_pool2d(self.backbone.forward_features(x), self.grid)
         return fmap.mean((2, 3)), self.attention(fmap.flatten(1))
 
-    @staticmethod
-    def _step_key(ctx: StepContext) -> tuple | None:
-        """Identifies a training step: SAM's second pass replays the same context and generator
-        state, so the centres move once per step. ``None`` (no generator) = always update."""
-        if ctx.generator is None:
-            return None
-        return (ctx.stage, ctx.epoch, ctx.step, hash(ctx.generator.get_state().numpy().tobytes()))
-
     def training_step(self, batch: dict[str, Any], ctx: StepContext) -> StepOutput:
         x, y = batch["image"], batch["label"]
-        step_key = self._step_key(ctx)
         if self.five_crop:
             x = aug.five_crop(x, torch.randint(0, 5, (x.shape[0],), generator=ctx.generator), self.crop_scale)
         f, a = self.features(self.norm(x))
         logits = self.fc(f)
         losses = {"ce": F.cross_entropy(logits, y),
                   "sparse_center": self.lamb * sparse_center_loss(f, a, y, self.centers)}
-        if step_key is None or step_key != self._last_update:
+        if not ctx.replay:  # SAM's second pass of the same step: the centres move once per step
             self.centers.add_(center_update(f, a, y, self.centers, self.alpha))
-            self._last_update = step_key
         return StepOutput(logits, losses, f, {"attention": a.detach()})
 
     def predict(self, batch: dict[str, Any], ctx: StepContext | None = None) -> StepOutput:

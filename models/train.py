@@ -7,6 +7,7 @@ optimisers and for SAM (which needs the loss twice, through a closure).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -134,7 +135,7 @@ def train_step(model: FERModel, optimizer: torch.optim.Optimizer, batch: dict[st
         if gen_state is not None and holder:  # SAM's second pass sees the same random draws
             ctx.generator.set_state(gen_state)
         optimizer.zero_grad(set_to_none=True)
-        out = model.training_step(batch, ctx)
+        out = model.training_step(batch, replace(ctx, replay=True) if holder else ctx)
         loss = out.loss
         loss.backward()
         if grad_clip > 0:
