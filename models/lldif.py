@@ -235,13 +235,12 @@ class LLDif(FERModel):
         self.clip = FrozenCLIP(class_names, clip_model, clip_pretrained, clip_template, clip_init_seed,
                                clip_normalize, clip_cache, clip_cache_dir, clip_center_text)
         e = self.clip.embed_dim
-        self.encoder_gray = encoder_gray
         self.la_clip = LabelAwareCLIP(e, la_clip_hidden, identity=la_clip_identity(
             clip_model, clip_pretrained, clip_init_seed, clip_normalize, clip_center_text, self.clip.prompts,
             image_encoder))
         # the trainable tower lives inside LA-CLIP: it trains, freezes, saves and loads with it
-        self.la_clip.tower = (ConvImageEncoder(dims, stem_stride, e, encoder_widths) if image_encoder == "conv"
-                              else None)
+        self.la_clip.tower = (ConvImageEncoder(dims, stem_stride, e, encoder_widths, encoder_gray)
+                              if image_encoder == "conv" else None)
         self.pnet_s1 = PNetS1(e, prior_dim, 2, 2, pnet_depth, pnet_heads, out_norm=prior_norm)
         self.pnet_s2: nn.Module
         if pnet_s2_input == "image":
@@ -324,10 +323,12 @@ class LLDif(FERModel):
         return batch_captions(labels.tolist(), self.class_names, batch.get("meta"), self.caption_template,
                               self.caption_rules, self.caption_content)
 
-    def prior_s1(self, image_emb: Tensor, labels: Tensor | None = None, captions: list[str] | None = None) -> Tensor:
-        """Eq. 1: ``Z = PNET_S1([f_c^I, f_l^I], context)`` with the LA-CLIP embeddings as queries
-        and, for ``pnet_s1_context="label"``, ``[f_l^t(y), f_c^t(caption)]`` as keys/values."""
-        f_c, f_l = self.la_clip(image_emb)
+    def prior_s1(self, la: tuple[Tensor, Tensor], labels: Tensor | None = None,
+                 captions: list[str] | None = None) -> Tensor:
+        """Eq. 1: ``Z = PNET_S1([f_c^I, f_l^I], context)`` with the LA-CLIP embeddings ``la`` =
+        ``(f_c^I, f_l^I)`` (:meth:`la_clip_embeddings`) as queries and, for
+        ``pnet_s1_context="label"``, ``[f_l^t(y), f_c^t(caption)]`` as keys/values."""
+        f_c, f_l = la
         queries = torch.stack([f_c, f_l], dim=1)
         if self.pnet_s1_context == "image":
             return self.pnet_s1(queries, queries)
@@ -338,11 +339,12 @@ class LLDif(FERModel):
         context = torch.stack([self.clip.encode_labels(labels).to(f_c), self.clip.encode_texts(captions).to(f_c)], 1)
         return self.pnet_s1(queries, context)
 
-    def condition(self, img: Tensor, image_emb: Tensor | None) -> Tensor:
-        """Eq. 15: ``PNET_S2(x)`` on the normalised image (or an FPEN on the LA-CLIP embeddings)."""
+    def condition(self, img: Tensor, la: tuple[Tensor, Tensor] | None) -> Tensor:
+        """Eq. 15: ``PNET_S2(x)`` on the normalised image, or, for the other ``pnet_s2_input``
+        choices, a network on the LA-CLIP embeddings ``la`` = ``(f_c^I, f_l^I)``."""
         if self.pnet_s2_input == "image":
             return self.pnet_s2(self.norm(img))
-        f_c, f_l = self.la_clip(image_emb)
+        f_c, f_l = la
         if self.pnet_s2_input == "la-clip":
             return self.pnet_s2(torch.cat([f_c, f_l], dim=1))
         text = self.clip.text_embeddings.to(f_l)
@@ -353,17 +355,17 @@ class LLDif(FERModel):
         x = self.norm(img)
         return self.former(x, prior, self.landmark_encoder(x, batch.get("landmarks")))
 
+    def la_clip_embeddings(self, img: Tensor, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
+        """``(f_c^I, f_l^I)``: LA-CLIP on the batch's image embeddings."""
+        return self.la_clip(self._image_embeddings(img, batch))
+
     def _image_embeddings(self, img: Tensor, batch: dict[str, Any]) -> Tensor:
         """LA-CLIP's input: the frozen CLIP image embedding (cached per image id) or, with
         ``image_encoder="conv"``, the trainable tower's L2-normalised output."""
         tower = self.la_clip.tower
         if tower is None:
             return self.clip.encode_images(img, batch_ids(batch, img.shape[0]))
-        if self.encoder_gray:
-            from kornia.color import rgb_to_grayscale
-
-            img = rgb_to_grayscale(img).expand(-1, 3, -1, -1)
-        return tower(self.norm(img))
+        return tower(img)
 
     # -- the interface ---------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], ctx: StepContext) -> StepOutput:
@@ -371,21 +373,22 @@ class LLDif(FERModel):
         labels = batch["label"].to(img.device)
         if self.stage == "la-clip":
             return self._la_clip_step(img, labels, batch)
-        captions = self.captions(labels, batch)
         if self.stage == "s1":
-            z = self.prior_s1(self._image_embeddings(img, batch), labels, captions)
+            captions = self.captions(labels, batch)
+            z = self.prior_s1(self.la_clip_embeddings(img, batch), labels, captions)
             logits, feat = self._classify(img, z, batch)
             return StepOutput(logits, {"ce": F.cross_entropy(logits, labels)}, feat,
                               {"prior": z.detach(), "captions": captions})
         # the teacher's prior Z_S1 is needed by the KL / L1 terms and the DiffIR training start
         need_z1 = (self.kl_weight > 0 or self.l1_weight > 0
                    or (self.diffusion is not None and self.train_start == "q_sample"))
-        image_emb = self._image_embeddings(img, batch) if need_z1 or self.pnet_s2_input != "image" else None
+        # LA-CLIP is frozen in stage 2: its embeddings serve the teacher and the condition alike
+        la = self.la_clip_embeddings(img, batch) if need_z1 or self.pnet_s2_input != "image" else None
         z1 = None
         if need_z1:
             with torch.no_grad():
-                z1 = self.prior_s1(image_emb, labels, captions)
-        cond = self.condition(img, image_emb)
+                z1 = self.prior_s1(la, labels, self.captions(labels, batch))
+        cond = self.condition(img, la)
         if self.diffusion is not None:
             b, c, t = img.shape[0], self.prior_dim, self.diffusion.steps
             start = ctx.randn(b, c, device=img.device)
@@ -409,7 +412,7 @@ class LLDif(FERModel):
 
     def _la_clip_step(self, img: Tensor, labels: Tensor, batch: dict[str, Any]) -> StepOutput:
         """LA-CLIP's alignment losses (module doc of :mod:`models.la_clip`)."""
-        f_c, f_l = self.la_clip(self._image_embeddings(img, batch))
+        f_c, f_l = self.la_clip_embeddings(img, batch)
         s_c, s_l = self.la_clip.scales()
         class_text = self.clip.text_embeddings.to(f_l)
         losses = {}
@@ -431,17 +434,17 @@ class LLDif(FERModel):
         alone with ``diffusion=False``)."""
         img = prepare_images(batch, self.image_size)
         if self.stage == "la-clip":
-            f_c, f_l = self.la_clip(self._image_embeddings(img, batch))
+            f_c, f_l = self.la_clip_embeddings(img, batch)
             logits = label_logits(f_l, self.clip.text_embeddings.to(f_l), self.la_clip.scales()[1])
             return StepOutput(logits, {}, f_c, {})
         if self.stage == "s1":
             labels = batch.get("label")
             labels = labels.to(img.device) if labels is not None else None
             captions = self.captions(labels, batch) if labels is not None else None
-            z = self.prior_s1(self._image_embeddings(img, batch), labels, captions)
+            z = self.prior_s1(self.la_clip_embeddings(img, batch), labels, captions)
         else:
-            image_emb = self._image_embeddings(img, batch) if self.pnet_s2_input != "image" else None
-            cond = self.condition(img, image_emb)
+            la = self.la_clip_embeddings(img, batch) if self.pnet_s2_input != "image" else None
+            cond = self.condition(img, la)
             if self.diffusion is not None:
                 n = 1 + (self.diffusion.steps if self.insert_noise else 0)
                 draws = inference_noise(batch, img, n, self.prior_dim, self.predict_seed, "lldif-predict", ctx)

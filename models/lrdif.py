@@ -125,8 +125,10 @@ class ConvImageEncoder(nn.Module):
     """
 
     def __init__(self, dims: Sequence[int], stem_stride: int, out_dim: int,
-                 widths: Sequence[int] | None = None):
+                 widths: Sequence[int] | None = None, gray: bool = False):
         super().__init__()
+        self.gray = gray
+        self.norm = Normalize()
         if widths is None:
             self.body: nn.Module = ConvPyramid(3, tuple(dims), stem_stride)
             feat = dims[-1]
@@ -141,8 +143,14 @@ class ConvImageEncoder(nn.Module):
         self.proj = nn.Sequential(nn.Linear(feat, out_dim), nn.LayerNorm(out_dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        """Normalised ``(B, 3, S, S)`` -> ``(B, out_dim)``, L2-normalised like CLIP's embeddings."""
-        h = self.body(x)
+        """``(B, 3, S, S)`` RGB in [0, 1] -> ``(B, out_dim)``, L2-normalised like CLIP's
+        embeddings. With ``gray`` the trunk sees the luminance only (Rec. 601 grey replicated to
+        three channels, before the ImageNet normalisation)."""
+        if self.gray:
+            from kornia.color import rgb_to_grayscale
+
+            x = rgb_to_grayscale(x).expand(-1, 3, -1, -1)
+        h = self.body(self.norm(x))
         return F.normalize(self.proj((h[-1] if isinstance(h, list) else h).mean((2, 3))), dim=-1)
 
 
@@ -269,7 +277,6 @@ class LRDif(FERModel):
         self.align_weight, self.align_temperature = encoder_align_weight, encoder_align_temperature
         self.encoder_output = encoder_output
         self.fpen_s2_init = fpen_s2_init
-        self.encoder_gray = encoder_gray
         self.predict_seed = predict_seed
 
         self.norm = Normalize()
@@ -278,8 +285,8 @@ class LRDif(FERModel):
         e = self.clip.embed_dim
         # E_I(x): the frozen CLIP image tower (the paper) or a trainable conv encoder (offline);
         # in stage 2 a frozen copy of the stage-1 encoder feeds the teacher FPEN_S1.
-        self.image_encoder = (ConvImageEncoder(dims, stem_stride, e, encoder_widths) if image_encoder == "conv"
-                              else None)
+        self.image_encoder = (ConvImageEncoder(dims, stem_stride, e, encoder_widths, encoder_gray)
+                              if image_encoder == "conv" else None)
         self.image_encoder_s1: nn.Module | None = None
         self.fpen_s1 = FPEN(2 * e, prior_dim, fpen_layers, prior_norm)
         self.fpen_s2 = FPEN(e, prior_dim, fpen_layers, prior_norm)
@@ -310,14 +317,14 @@ class LRDif(FERModel):
         from the stage-1 UDCformer; FPEN_S1 is frozen (the teacher). CLIP and a MobileFaceNet
         are always frozen."""
         super().begin_stage(stage)
-        if stage == "s2" and self.fpen_s2_init == "s1" and not self._s2_started:
-            self.init_fpen_s2_from_s1()
-        if stage == "s2":
-            self._s2_started = True
-        if stage == "s2" and self.image_encoder is not None and self.image_encoder_s1 is None:
-            import copy
+        if stage == "s2" and not self._s2_started:  # the first start of stage 2 (a resumed run then loads)
+            if self.fpen_s2_init == "s1":
+                self.init_fpen_s2_from_s1()
+            if self.image_encoder is not None:
+                import copy
 
-            self.image_encoder_s1 = copy.deepcopy(self.image_encoder).eval()
+                self.image_encoder_s1 = copy.deepcopy(self.image_encoder).eval()
+            self._s2_started = True
         self.requires_grad_(False)
         for m in self._trainable(stage):
             m.requires_grad_(True)
@@ -364,11 +371,7 @@ class LRDif(FERModel):
         encoder = self.image_encoder
         if teacher and self.image_encoder_s1 is not None:
             encoder = self.image_encoder_s1.eval()
-        if self.encoder_gray:
-            from kornia.color import rgb_to_grayscale
-
-            img = rgb_to_grayscale(img).expand(-1, 3, -1, -1)
-        feats = encoder(self.norm(img))
+        feats = encoder(img)
         text = self.clip.text_embeddings.to(feats)
         logits = F.normalize(feats, dim=-1) @ F.normalize(text, dim=-1).t() / self.align_temperature
         if self.encoder_output == "label":

@@ -100,7 +100,7 @@ def latency(preset: str, device: str, batch: int, repeats: int, T: int | None) -
                     wall[key].append((time.perf_counter() - t) / batch)
                     cpu[key].append((time.process_time() - c) / batch)
         # the diffusion steps alone (start/inserted noise + T denoiser calls), CPU time
-        cond = model.fpen_s2(model.clip.encode_images(b["image"]))
+        cond = model.fpen_s2(model.image_embedding(model._images(b), b))   # the condition predict() uses
         alone = []
         for _ in range(repeats):
             sync(device)

@@ -229,7 +229,7 @@ def test_prior_norm_gives_unit_scale_priors_and_denoiser_skip_starts_at_the_cond
     for norm in (False, True):
         m = tiny(prior_norm=norm, denoiser_skip=True, insert_noise=False).eval()
         with torch.no_grad():
-            z1 = m.prior_s1(m._image_embeddings(prepare(m, b), b), b["label"], m.captions(b["label"], b))
+            z1 = m.prior_s1(m.la_clip_embeddings(prepare(m, b), b), b["label"], m.captions(b["label"], b))
             cond = m.condition(prepare(m, b), None)
         for z in (z1, cond):
             if norm:   # zero mean, unit variance over the C entries of every prior
@@ -295,15 +295,15 @@ def test_tiny_preset_starts_stage2_from_the_stage1_prior_of_the_predicted_label(
     b = random_batch(n=6)
     img = prepare(m, b)
     with torch.no_grad():
-        emb = m._image_embeddings(img, b)
-        f_c, f_l = m.la_clip(emb)
+        la = m.la_clip_embeddings(img, b)
+        f_c, f_l = la
         text = m.clip.text_embeddings.to(f_l)
         predicted = (label_logits(f_l, text, m.la_clip.scales()[1]).softmax(-1) @ text)
         ref = m.pnet_s1(torch.stack([f_c, f_l], 1), torch.stack([predicted, f_c], 1))
-        assert torch.allclose(m.condition(img, emb), ref, atol=1e-6)
+        assert torch.allclose(m.condition(img, la), ref, atol=1e-6)
         # the fresh condition-skip chain returns that condition as the prior
         assert torch.allclose(m.predict({"image": b["image"], "id": b["id"]}).extras["prior"],
-                              m.condition(img, emb), atol=1e-6)
+                              m.condition(img, la), atol=1e-6)
     m.train()
     m.zero_grad(set_to_none=True)
     out = m.training_step(random_batch(), ctx(stage="s2"))
