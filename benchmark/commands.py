@@ -15,6 +15,7 @@ import rich_click as click
 
 from fercore.errors import ConfigError
 from fercore.progress import console, make_progress, out_console
+from fercore.sources import parse_options
 
 from .augment import AugmentConfig
 from .datasets import (DataSettings, ResolvedDataset, is_sample, parse_data_paths, parse_scoped_options,
@@ -118,11 +119,7 @@ def _build_device(device: str) -> str:
 def _aug_config(pairs) -> AugmentConfig:
     fields: dict[str, Any] = {}
     known = AugmentConfig.__dataclass_fields__
-    for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError(f"expected KEY=VALUE, got {pair!r}", flag="--aug")
-        k, v = pair.split("=", 1)
-        k = k.strip()
+    for k, v in parse_options(pairs, flag="--aug").items():
         if k not in known:
             raise ConfigError(f"unknown augmentation setting {k!r}; known: {', '.join(known)}", flag="--aug")
         val = parse_value(v)

@@ -34,7 +34,7 @@ from typing import Any
 from fercore.errors import ConfigError, DataError
 from fercore.hashing import sha256_file
 from fercore.progress import console
-from fercore.sources import SOURCES, get_source
+from fercore.sources import SOURCES, get_source, parse_options
 from fercore.sources.base import Source
 
 BASES = ("rafdb", "ferplus", "kdef", "folder", "sample")
@@ -152,31 +152,22 @@ class DataSettings:
 
 def parse_data_paths(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
     """``["udc-rafdb=/data/udc"]`` -> ``{"udc-rafdb": "/data/udc"}`` (names canonicalised)."""
-    out: dict[str, str] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError(f"expected NAME=PATH, got {pair!r}", flag="--data")
-        name, path = pair.split("=", 1)
-        out[parse_dataset_name(name).name] = path.strip()
-    return out
+    return {parse_dataset_name(name).name: path
+            for name, path in parse_options(pairs, flag="--data", form="NAME=PATH").items()}
 
 
 def parse_scoped_options(pairs, flag: str, scopes: tuple[str, ...] | None = None,
                          parse_json: bool = False) -> dict[str, dict[str, Any]]:
     """``["ferplus.classes=7", "seed=1"]`` -> ``{"ferplus": {"classes": "7"}, "*": {"seed": "1"}}``."""
     out: dict[str, dict[str, Any]] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError(f"expected [SCOPE.]KEY=VALUE, got {pair!r}", flag=flag)
-        key, value = pair.split("=", 1)
-        key = key.strip()
+    for key, value in parse_options(pairs, flag=flag, form="[SCOPE.]KEY=VALUE").items():
         scope = "*"
         if "." in key:
             scope, key = key.split(".", 1)
             if scopes is not None and scope not in scopes:
-                raise ConfigError(f"unknown scope {scope!r} in {pair!r}; use one of {', '.join(scopes)}",
-                                  flag=flag)
-        out.setdefault(scope, {})[key] = parse_value(value) if parse_json else value.strip()
+                raise ConfigError(f"unknown scope {scope!r} in {scope}.{key}={value}; use one of "
+                                  f"{', '.join(scopes)}", flag=flag)
+        out.setdefault(scope, {})[key] = parse_value(value) if parse_json else value
     return out
 
 

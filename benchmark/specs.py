@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fercore.errors import ConfigError
+from fercore.sources import parse_options
 
 from .datasets import parse_value, safe_name, split_list, split_top_level
 
@@ -161,12 +162,7 @@ class RecipeOverrides:
     @classmethod
     def from_cli(cls, epochs=None, lr=None, batch_size=None, input_size=None,
                  recipe_pairs: tuple[str, ...] = ()) -> RecipeOverrides:
-        fields: dict[str, Any] = {}
-        for pair in recipe_pairs:
-            if "=" not in pair:
-                raise ConfigError(f"expected KEY=VALUE, got {pair!r}", flag="--recipe")
-            k, v = pair.split("=", 1)
-            fields[k.strip()] = parse_value(v)
+        fields = {k: parse_value(v) for k, v in parse_options(recipe_pairs, flag="--recipe").items()}
         for name, val in (("epochs", epochs), ("batch_size", batch_size), ("input_size", input_size)):
             if val is not None and val <= 0:
                 raise ConfigError(f"must be positive, got {val}", flag="--" + name.replace("_", "-"))

@@ -44,6 +44,7 @@ from typing import Any
 
 from fercore.atomic import atomic_write_text
 from fercore.errors import ConfigError
+from fercore.sources import parse_options
 from fercore.manifest import write_manifest
 
 from .datasets import parse_dataset_name
@@ -449,11 +450,8 @@ def write_tables(results: list[dict[str, Any]], out: str | Path, *, metric: str 
 def parse_fill(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     rows = {r.label for t in paper_tables().values() for r in t.rows}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError(f"expected ROW=LABEL, got {pair!r}", flag="--fill")
-        k, v = pair.split("=", 1)
-        if k.strip() not in rows:
-            raise ConfigError(f"no paper row {k.strip()!r}; rows are {', '.join(sorted(rows))}", flag="--fill")
-        out[k.strip()] = v.strip()
+    for k, v in parse_options(pairs, flag="--fill", form="ROW=LABEL").items():
+        if k not in rows:
+            raise ConfigError(f"no paper row {k!r}; rows are {', '.join(sorted(rows))}", flag="--fill")
+        out[k] = v
     return out

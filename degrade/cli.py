@@ -9,7 +9,6 @@ import rich_click as click
 
 from fercore import __version__
 from fercore.cli import FerGroup, source_options
-from fercore.errors import ConfigError, FerError
 
 
 @click.group(cls=FerGroup)
@@ -253,11 +252,7 @@ def lowlight(rebuild: RebuildOptions, preset: str, set_pairs: tuple[str, ...], d
 
     from .lowlight import make_lowlight
 
-    try:
-        overrides = parse_options(set_pairs)
-    except FerError as exc:
-        raise ConfigError(str(exc).split(": ", 1)[-1], flag="--set") from None
-    deg = make_lowlight(preset, **overrides)
+    deg = make_lowlight(preset, **parse_options(set_pairs, flag="--set"))
     if dry_run:
         from fercore.cli import open_source
 

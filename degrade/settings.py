@@ -56,12 +56,11 @@ def _parse_value(key: str, text: str, hint: Any) -> Any:
 
 def parse_set(pairs: typing.Iterable[str], cls) -> dict[str, Any]:
     """``["photons=1000:20000", "flare=true"]`` -> typed kwargs for the dataclass ``cls``."""
+    from fercore.sources import parse_options
+
     types = _field_types(cls)
     out: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError(f"expected KEY=VALUE, got {pair!r}", flag=FLAG)
-        key, value = (s.strip() for s in pair.split("=", 1))
+    for key, value in parse_options(pairs, flag=FLAG).items():
         if key not in types:
             raise ConfigError(f"unknown setting {key!r}; known: {', '.join(sorted(types))}", flag=FLAG)
         out[key] = _parse_value(key, value, types[key])

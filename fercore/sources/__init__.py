@@ -31,12 +31,14 @@ from .sample import Sample
 SOURCES: dict[str, type[Source]] = {c.name: c for c in (RafDB, FERPlus, KDEF, Folder, Sample)}
 
 
-def parse_options(pairs: Iterable[str]) -> dict[str, str]:
-    """``["classes=7", "test=public+private"]`` -> ``{"classes": "7", ...}``."""
+def parse_options(pairs: Iterable[str], flag: str = "--src-opt", form: str = "KEY=VALUE") -> dict[str, str]:
+    """``["classes=7", "test=public+private"]`` -> ``{"classes": "7", ...}`` (keys and values
+    stripped; a later key wins). Every ``KEY=VALUE`` command-line option is read by this;
+    ``flag`` and ``form`` name the option and its shape in the error."""
     out: dict[str, str] = {}
     for pair in pairs:
         if "=" not in pair:
-            raise ConfigError(f"expected KEY=VALUE, got {pair!r}", flag="--src-opt")
+            raise ConfigError(f"expected {form}, got {pair!r}", flag=flag)
         k, v = pair.split("=", 1)
         out[k.strip()] = v.strip()
     return out
