@@ -354,6 +354,8 @@ def rebuild_dataset(degradation: Degradation, source: Source, out: str | Path, *
         raise ConfigError(f"must be an integer, got {seed!r}", flag="--seed")
     si, sn = parse_shard(shard)
     dev = resolve_device(device)
+    if threads is not None and dev.type == "cpu" and threads < 1:  # before anything is written
+        raise ConfigError(f"must be >= 1, got {threads}", flag="--threads")
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} exists and is not a folder", flag="--out")
@@ -400,8 +402,6 @@ def rebuild_dataset(degradation: Degradation, source: Source, out: str | Path, *
 
     old_threads = torch.get_num_threads()
     if threads is not None and dev.type == "cpu":
-        if threads < 1:
-            raise ConfigError(f"must be >= 1, got {threads}", flag="--threads")
         torch.set_num_threads(threads)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fer-io") if workers > 0 else None
     window = max(2 * batch_size, 4 * max(workers, 1))

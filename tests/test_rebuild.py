@@ -107,6 +107,13 @@ def test_other_settings_into_same_out_are_refused(udc, mixed_tree, tmp_path):
         rebuild_dataset(udc, src, out, seed=9, workers=0, limit=2)
 
 
+def test_impossible_threads_are_refused_before_anything_is_written(udc, mixed_tree, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match="--threads"):
+        rebuild_dataset(udc, get_source("folder", mixed_tree), out, workers=0, threads=0)
+    assert not out.exists()
+
+
 def test_corrupt_input_is_named_and_skipped_or_stops(udc, rafdb_tree, tmp_path):
     bad = rafdb_tree / "basic" / "Image" / "aligned" / "train_00002_aligned.jpg"
     bad.write_bytes(b"\xff\xd8 not really a jpeg")
