@@ -48,10 +48,10 @@ import numpy as np
 import torch
 
 from fercore import __version__
-from fercore.atomic import atomic_write_bytes, atomic_write_text
+from fercore.atomic import atomic_write_text
 from fercore.errors import ConfigError, DataError, FerError, ImageReadError
 from fercore.hashing import sha256_bytes, sha256_file
-from fercore.imageio import JPEG_QUALITY, encode_image
+from fercore.imageio import JPEG_QUALITY, PNG_COMPRESSION, write_image
 from fercore.manifest import HashMismatch, Journal, read_manifest, verify_hashes, write_manifest
 from fercore.progress import console, make_progress
 from fercore.seeding import derive_seed, numpy_rng, torch_generator
@@ -62,8 +62,6 @@ from .base import Degradation
 MANIFEST = "manifest.csv"
 RUN_RECORD = "run.json"
 STATE_DIR = ".rebuild"
-#: PNG zlib level used by :func:`fercore.imageio.encode_image` (lossless, recorded for reference).
-PNG_COMPRESSION = 6
 FIXED_COLUMNS = ("id", "split", "label", "class", "path")
 
 
@@ -182,16 +180,9 @@ def _dumps(obj: Any) -> str:
 
 
 # ------------------------------------------------------------------------ pipeline
-def _load(source: Source, rec: Record) -> np.ndarray:
-    return source.load(rec)
-
-
 def _encode_write(out: Path, rec: Record, img: np.ndarray) -> tuple[str, str]:
     """Encode by the record's extension, write atomically, return (relpath, sha256)."""
-    rel = rec.relpath
-    data = encode_image(img, Path(rel).suffix, jpeg_quality=JPEG_QUALITY)
-    atomic_write_bytes(out / rel, data, fsync=False)
-    return rel, sha256_bytes(data)
+    return rec.relpath, sha256_bytes(write_image(out / rec.relpath, img))
 
 
 def _prefetch(pool: ThreadPoolExecutor | None, source: Source, recs: list[Record],
@@ -199,7 +190,7 @@ def _prefetch(pool: ThreadPoolExecutor | None, source: Source, recs: list[Record
     """Decode records in order, ``window`` ahead in the pool; yields (record, image, error)."""
     def result(rec: Record, fut: Future | None):
         try:
-            img = fut.result() if fut is not None else _load(source, rec)
+            img = fut.result() if fut is not None else source.load(rec)
         except ImageReadError as exc:
             return rec, None, str(exc)
         return rec, img, None
@@ -210,7 +201,7 @@ def _prefetch(pool: ThreadPoolExecutor | None, source: Source, recs: list[Record
         return
     queue: deque = deque()
     for rec in recs:
-        queue.append((rec, pool.submit(_load, source, rec)))
+        queue.append((rec, pool.submit(source.load, rec)))
         if len(queue) >= window:
             yield result(*queue.popleft())
     while queue:

@@ -26,6 +26,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", "
 
 #: Default JPEG quality for written JPEG files (the degraded copies of RAF-DB and KDEF).
 JPEG_QUALITY = 95
+#: zlib level of every PNG the toolkit writes (recorded in rebuilt sets' run records).
+PNG_COMPRESSION = 6
 
 
 def to_rgb8(img: np.ndarray, *, name: str = "<array>") -> np.ndarray:
@@ -83,7 +85,7 @@ def encode_image(img: np.ndarray, ext: str, *, jpeg_quality: int = JPEG_QUALITY)
     if ext in (".jpg", ".jpeg"):
         params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
     elif ext == ".png":
-        params = [cv2.IMWRITE_PNG_COMPRESSION, 6]
+        params = [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]
     ok, buf = cv2.imencode(ext, cv2.cvtColor(img, cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise ImageReadError(f"OpenCV cannot encode {ext} images", ext)

@@ -43,8 +43,7 @@ os.environ.setdefault("FER_PROGRESS", "0")
 
 from degrade.base import Degradation  # noqa: E402
 from degrade.rebuild import rebuild_dataset  # noqa: E402
-from fercore.atomic import atomic_write_bytes  # noqa: E402
-from fercore.imageio import encode_image, read_image, write_image  # noqa: E402
+from fercore.imageio import read_image, write_image  # noqa: E402
 from fercore.seeding import numpy_rng, torch_generator  # noqa: E402
 from fercore.sources import get_source  # noqa: E402
 
@@ -124,7 +123,7 @@ def time_numpy_loop(deg, fn, src, out: Path, n: int) -> float:
         img = read_image(r.path)
         params = deg.sample_params(numpy_rng(0, deg.kind, "params", r.id))
         y = fn(img, params, numpy_rng(0, deg.kind, "noise-np", r.id))
-        atomic_write_bytes(out / r.relpath, encode_image(y, Path(r.relpath).suffix), fsync=False)
+        write_image(out / r.relpath, y)
     return time.perf_counter() - t
 
 
