@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import rich_click as click
 
@@ -17,10 +17,12 @@ from fercore.errors import ConfigError
 from fercore.progress import console, make_progress, out_console
 from fercore.sources import parse_options
 
-from .augment import AugmentConfig
 from .datasets import (DataSettings, ResolvedDataset, is_sample, parse_data_paths, parse_scoped_options,
                        parse_value, resolve_in_order, sample_datasets, split_list)
 from .specs import MethodSpec, RecipeOverrides, parse_methods, parse_seeds, plan_model, stage_plan
+
+if TYPE_CHECKING:
+    from .augment import AugmentConfig
 
 DEFAULT_METHODS = "lrdif,scn"
 
@@ -117,6 +119,8 @@ def _build_device(device: str) -> str:
 
 
 def _aug_config(pairs) -> AugmentConfig:
+    from .augment import AugmentConfig  # torch: not at start-up
+
     fields: dict[str, Any] = {}
     known = AugmentConfig.__dataclass_fields__
     for k, v in parse_options(pairs, flag="--aug").items():

@@ -38,3 +38,15 @@ def test_contact_sheet(sample_root, tmp_path):
     assert res.exit_code == 0, res.output
     sheet = read_image(out)
     assert sheet.shape == (700, 300, 3) and sheet.std() > 10
+
+
+def test_help_and_data_commands_start_without_torch():
+    """`fer-bench --help`, `fer-degrade --help` and the data commands import no torch (seconds
+    of start-up on a small machine); torch loads only where a command computes."""
+    import subprocess
+    import sys
+
+    code = ("import sys, benchmark.cli, degrade.cli; "
+            "sys.exit(0 if 'torch' not in sys.modules else 'torch imported at start-up')")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
