@@ -262,10 +262,12 @@ def _copy_record(root: Path) -> dict[str, Any]:
                 continue
             rec["record_file"] = name
             if isinstance(data, dict):
+                # fer-degrade's run.json keeps the build's settings under "identity"
+                fields = {**data, **data["identity"]} if isinstance(data.get("identity"), dict) else data
                 for k in ("seed", "preset", "display", "kind", "version", "toolkit_version"):
-                    if k in data:
-                        rec[k] = data[k]
-                deg = data.get("degradation")
+                    if k in fields:
+                        rec[k] = fields[k]
+                deg = fields.get("degradation")
                 if isinstance(deg, dict):
                     rec["degradation"] = deg
             break

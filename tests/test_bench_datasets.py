@@ -110,6 +110,21 @@ def test_real_simulators_build_copies_on_demand(folder_tree, tmp_path):
             assert deg.mean() < 0.8 * ref.mean()
 
 
+def test_a_rebuilt_copy_given_by_path_records_how_it_was_built(folder_tree, tmp_path):
+    """``--data udc-folder=PATH`` on a ``fer-degrade`` output: the run records the copy's seed,
+    kind and degradation settings from its run.json."""
+    from degrade.rebuild import rebuild_dataset
+    from degrade.udc import make_udc
+    from fercore.sources import get_source
+
+    out = tmp_path / "udc-copy"
+    rebuild_dataset(make_udc("toled"), get_source("folder", folder_tree), out, seed=7, workers=0)
+    (ds,) = resolve_datasets(["udc-folder"], DataSettings(paths={"udc-folder": str(out), "folder": str(folder_tree)}))
+    rec = ds.record
+    assert rec["seed"] == 7 and rec["kind"] == "udc" and rec["record_file"] == "run.json"
+    assert rec["degradation"]["display"]["name"] == "toled"
+
+
 def test_missing_degrade_module_is_a_clear_error(folder_tree, monkeypatch):
     monkeypatch.setitem(sys.modules, "degrade.udc", None)  # "not installed"
     with pytest.raises(ConfigError, match="needs degrade.udc"):
