@@ -238,10 +238,12 @@ class JobRunner:
         from fercore.sample.build import cache_dir
 
         cdir = cache_dir() / "landmarks"
-        if self.info.is_writer:
-            landmarks_for(table.source, table.records, cdir, detect=self.settings.landmark_detect)
+        # rank 0 computes and caches; the other ranks read the cache after the barrier
+        arr = (landmarks_for(table.source, table.records, cdir, detect=self.settings.landmark_detect)
+               if self.info.is_writer else None)
         self.info.barrier()
-        arr = landmarks_for(table.source, table.records, cdir, detect=self.settings.landmark_detect)
+        if arr is None:
+            arr = landmarks_for(table.source, table.records, cdir, detect=self.settings.landmark_detect)
         return torch.from_numpy(np.asarray(arr, dtype=np.float32))
 
     def make_batch(self, table: ImageTable, pos: np.ndarray, imgs: torch.Tensor, rows: list[dict],

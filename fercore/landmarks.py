@@ -110,8 +110,9 @@ def landmarks_for(source, records, cache_dir: str | Path, *, detect: bool = Fals
         if arr.shape == (len(ids), 68, 2):
             return arr
     model = Dlib68(detect=detect)
-    arr = np.stack([model(source.load(r)) for r in track(records, f"landmarks ({source.name})")])
+    # float32, as stored: a fresh computation returns what a later call reads from the cache
+    arr = np.stack([model(source.load(r)) for r in track(records, f"landmarks ({source.name})")]).astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path, "wb") as fh:
-        np.save(fh, arr.astype(np.float32))
+        np.save(fh, arr)
     return arr
