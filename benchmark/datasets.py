@@ -359,13 +359,24 @@ def resolve_datasets(names: list[str], settings: DataSettings, *, is_writer: boo
                               flag="--data")
     bases = {p.base for p in parsed}
     _check_src_opts(bases, settings)
+    cleans: dict[str, Source] = {}
+
+    def clean_of(base: str, required: bool) -> Source | None:
+        """One clean source per base (``ferplus,udc-ferplus,ll-ferplus`` read FERPlus once)."""
+        if base not in cleans:
+            src = open_clean(base, settings, bases, required=required)
+            if src is None:
+                return None
+            cleans[base] = src
+        return cleans[base]
+
     out = []
     for p in parsed:
         if not p.degraded:
-            src = open_clean(p.base, settings, bases, required=True)
+            src = clean_of(p.base, required=True)
             out.append(ResolvedDataset(p, src, _clean_record(p, src), records_identity(src)))
             continue
-        clean = open_clean(p.base, settings, bases, required=p.name not in settings.paths)
+        clean = clean_of(p.base, required=p.name not in settings.paths)
         if p.name in settings.paths:
             root = Path(settings.paths[p.name]).expanduser()
             if not root.is_dir():
