@@ -288,8 +288,11 @@ class _Done:
         return self.value
 
 
-def _degrade_batch(recs: list[Record], degradation: Degradation, imgs: list[np.ndarray], seed: int,
-                   device: torch.device) -> tuple[np.ndarray, list[dict[str, float]]]:
+def degrade_batch(recs: list[Record], degradation: Degradation, imgs: list[np.ndarray], seed: int,
+                  device: torch.device) -> tuple[np.ndarray, list[dict[str, float]]]:
+    """The rebuild's degradation of one batch: ``(B, H, W, 3)`` uint8 outputs and each image's
+    sampled parameters, every draw seeded by (run seed, kind, image id) -- exactly the bytes a
+    rebuilt set holds (before encoding)."""
     kind = degradation.kind
     rows = [degradation.sample_params(numpy_rng(seed, kind, "params", r.id)) for r in recs]
     gens = [torch_generator(seed, kind, "noise", r.id) for r in recs]
@@ -406,7 +409,7 @@ def rebuild_dataset(degradation: Degradation, source: Source, out: str | Path, *
 
             def flush(key: tuple[int, int]) -> None:
                 brecs, bimgs = buckets.pop(key)
-                writer.submit(_degrade_batch, brecs, degradation, bimgs, seed, dev)
+                writer.submit(degrade_batch, brecs, degradation, bimgs, seed, dev)
 
             try:
                 for rec, img, err in _prefetch(pool, source, todo, window):

@@ -12,9 +12,9 @@ Example::
     python scripts/lowlight_preview.py --preset lldif --out /tmp/ll --per-class 6
     python scripts/lowlight_preview.py --preset lldif --set exposure_ev=-4:-3 --set shadows=-1:-0.5
 
-Each image's parameters come from ``numpy_rng(seed, id, "lowlight")`` and its noise from
-``torch_generator(seed, id, "lowlight-noise")``, so a preview shows exactly what a rebuilt set
-with the same seed contains. Nothing is written besides the two PNGs.
+Each batch goes through the rebuild's own :func:`degrade.rebuild.degrade_batch` (parameters and
+noise seeded by (seed, kind, image id), the exact 8-bit path), so a preview shows exactly what a
+rebuilt set with the same seed contains. Nothing is written besides the two PNGs.
 """
 
 from __future__ import annotations
@@ -27,31 +27,28 @@ import numpy as np
 import torch
 
 from degrade.lowlight import make_lowlight
+from degrade.lowlight.colour import REC709
+from degrade.rebuild import degrade_batch
 from fercore.errors import FerError
 from fercore.imageio import write_image
 from fercore.progress import console, track
-from fercore.seeding import numpy_rng, torch_generator
-from fercore.sources import get_source
-
-REC709 = np.array([0.2126, 0.7152, 0.0722], np.float32)
+from fercore.sources import get_source, parse_options
 
 
-def degrade_records(ll, source, records, seed: int, batch_size: int = 64) -> np.ndarray:
-    """``(N, H, W, 3)`` uint8 degraded copies (all records must share one size)."""
+def degrade_records(ll, records, originals: np.ndarray, seed: int, batch_size: int = 64) -> np.ndarray:
+    """``(N, H, W, 3)`` uint8 degraded copies of ``originals`` (the decoded ``records``), as
+    :func:`degrade.rebuild.rebuild_dataset` makes them."""
     out = []
-    batches = [records[i:i + batch_size] for i in range(0, len(records), batch_size)]
-    for batch in track(batches, f"lowlight {ll.preset}"):
-        imgs = np.stack([source.load(r) for r in batch])
-        x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0
-        rows = [ll.sample_params(numpy_rng(seed, r.id, "lowlight")) for r in batch]
-        gens = [torch_generator(seed, r.id, "lowlight-noise") for r in batch]
-        y = ll.apply(x, ll.stack_params(rows, x.device), gens)
-        out.append(torch.round(y * 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
+    starts = range(0, len(records), batch_size)
+    for i in track(starts, f"lowlight {ll.preset}"):
+        y, _ = degrade_batch(records[i:i + batch_size], ll, list(originals[i:i + batch_size]), seed,
+                             torch.device("cpu"))
+        out.append(y)
     return np.concatenate(out)
 
 
 def luma8(imgs: np.ndarray) -> np.ndarray:
-    return imgs.astype(np.float32) @ REC709
+    return imgs.astype(np.float32) @ np.asarray(REC709, np.float32)
 
 
 def summary(name: str, imgs: np.ndarray) -> dict[str, float]:
@@ -78,17 +75,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("."))
     a = ap.parse_args(argv)
     try:
-        overrides = {}
-        for item in a.set:
-            if "=" not in item:
-                raise FerError(f"--set {item!r}: write NAME=VALUE")
-            k, v = item.split("=", 1)
-            overrides[k.strip()] = v.strip()
-        ll = make_lowlight(a.preset, **overrides)
+        ll = make_lowlight(a.preset, **parse_options(a.set, flag="--set", form="NAME=VALUE"))
         source = get_source(a.src, a.root)
         recs = source.records(a.split)
         originals = np.stack([source.load(r) for r in recs])
-        degraded = degrade_records(ll, source, recs, a.seed)
+        degraded = degrade_records(ll, recs, originals, a.seed)
     except FerError as exc:
         console.print(f"[red]error:[/] {exc}")
         return 2
