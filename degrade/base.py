@@ -23,6 +23,7 @@ Rules every implementation follows:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -65,6 +66,18 @@ class Degradation(ABC):
         """
         y = self.apply(images.to(torch.float32) / 255.0, params, generators)
         return torch.round(y.clamp(0.0, 1.0) * 255.0).to(torch.uint8)
+
+    def draws(self, seed: int, ids: Sequence[object], tag: str | None = None
+              ) -> tuple[list[dict[str, float]], list[torch.Generator]]:
+        """Each image's parameters and its CPU noise generator, seeded by (run seed, ``tag``,
+        image id) only -- the toolkit's one seeding rule for degradations. ``tag`` defaults to
+        :attr:`kind` (the rebuilt sets); another tag gives another, equally reproducible stream
+        (e.g. ``"udc-augment"``)."""
+        from fercore.seeding import numpy_rng, torch_generator
+
+        tag = self.kind if tag is None else tag
+        rows = [self.sample_params(numpy_rng(seed, tag, "params", i)) for i in ids]
+        return rows, [torch_generator(seed, tag, "noise", i) for i in ids]
 
     def stack_params(self, rows: list[dict[str, float]], device: torch.device | str) -> dict[str, Tensor]:
         """Per-image parameter dicts -> dict of ``(B,)`` float32 tensors on ``device``."""

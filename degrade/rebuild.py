@@ -54,7 +54,7 @@ from fercore.hashing import sha256_bytes, sha256_file
 from fercore.imageio import JPEG_QUALITY, PNG_COMPRESSION, write_image
 from fercore.manifest import HashMismatch, Journal, read_manifest, verify_hashes, write_manifest
 from fercore.progress import console, make_progress
-from fercore.seeding import derive_seed, numpy_rng, torch_generator
+from fercore.seeding import derive_seed
 from fercore.sources.base import Record, Source
 
 from .base import Degradation
@@ -293,9 +293,7 @@ def degrade_batch(recs: list[Record], degradation: Degradation, imgs: list[np.nd
     """The rebuild's degradation of one batch: ``(B, H, W, 3)`` uint8 outputs and each image's
     sampled parameters, every draw seeded by (run seed, kind, image id) -- exactly the bytes a
     rebuilt set holds (before encoding)."""
-    kind = degradation.kind
-    rows = [degradation.sample_params(numpy_rng(seed, kind, "params", r.id)) for r in recs]
-    gens = [torch_generator(seed, kind, "noise", r.id) for r in recs]
+    rows, gens = degradation.draws(seed, [r.id for r in recs])
     x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).to(device)
     with torch.no_grad():
         y = degradation.apply_uint8(x, degradation.stack_params(rows, device), gens)

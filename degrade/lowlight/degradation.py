@@ -1,7 +1,7 @@
 """``LowLight``: the configured low-light simulator the shared rebuilding runner drives.
 
 >>> ll = make_lowlight("lldif", exposure_ev=(-4, -3))          # override one range
->>> rows = [ll.sample_params(numpy_rng(0, rec_id, "lowlight")) for rec_id in ids]
+>>> rows, generators = ll.draws(0, ids)                        # seeded by (seed, kind, id)
 >>> out = ll.apply(images, ll.stack_params(rows, images.device), generators)
 """
 

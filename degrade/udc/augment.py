@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from fercore.seeding import numpy_rng, torch_generator
 
 from .degradation import UDC
 
@@ -32,8 +31,7 @@ class UDCAugment(nn.Module):
     def forward(self, x: Tensor, keys: Sequence[object]) -> Tensor:
         if len(keys) != x.shape[0]:
             raise ValueError(f"need one key per sample ({x.shape[0]}), got {len(keys)}")
-        rows = [self.udc.sample_params(numpy_rng(self.seed, "udc-augment", "params", k)) for k in keys]
-        gens = [torch_generator(self.seed, "udc-augment", "noise", k) for k in keys]
+        rows, gens = self.udc.draws(self.seed, keys, tag="udc-augment")
         params = self.udc.stack_params(rows, x.device)
         return self.udc.apply(x, params, gens)
 
