@@ -336,6 +336,12 @@ class MobileFaceNetLandmarkEncoder(nn.Module):
         self.net.eval()
         return self
 
+    def requires_grad_(self, requires_grad: bool = True):
+        """The adapters follow ``requires_grad``; the MobileFaceNet stays frozen."""
+        super().requires_grad_(requires_grad)
+        self.net.requires_grad_(False)
+        return self
+
     def forward(self, image: Tensor, landmarks: Tensor | None = None) -> list[Tensor]:
         with torch.no_grad():
             feats = self.net(F.interpolate(image, size=(112, 112), mode="bilinear", align_corners=False))

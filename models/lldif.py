@@ -300,10 +300,7 @@ class LLDif(FERModel):
             self._s2_started = True
         self.requires_grad_(False)
         for m in self._trainable(stage):
-            m.requires_grad_(True)
-        net = getattr(self.landmark_encoder, "net", None)
-        if net is not None:
-            net.requires_grad_(False)
+            m.requires_grad_(True)   # a MobileFaceNet landmark encoder keeps its network frozen
         self.train(self.training)
 
     def train(self, mode: bool = True):

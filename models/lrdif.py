@@ -327,10 +327,7 @@ class LRDif(FERModel):
             self._s2_started = True
         self.requires_grad_(False)
         for m in self._trainable(stage):
-            m.requires_grad_(True)
-        net = getattr(self.landmark_encoder, "net", None)
-        if net is not None:
-            net.requires_grad_(False)
+            m.requires_grad_(True)   # a MobileFaceNet landmark encoder keeps its network frozen
 
     @torch.no_grad()
     def init_fpen_s2_from_s1(self) -> None:

@@ -170,6 +170,9 @@ def test_mobilefacenet_loads_from_a_path_frozen_and_reports_keys(tmp_path):
     assert not any(p.requires_grad for p in enc.net.parameters())
     enc.train()
     assert not enc.net.training and enc.adapters.training
+    enc.requires_grad_(True)          # what a model does to its trainable parts in each stage
+    assert not any(p.requires_grad for p in enc.net.parameters())
+    assert all(p.requires_grad for p in enc.adapters.parameters())
     feats = enc(torch.rand(2, 3, 64, 64))
     assert [f.shape for f in feats] == [(2, 16, 16, 16), (2, 32, 8, 8), (2, 64, 4, 4)]
     assert net.landmarks(torch.rand(2, 3, 112, 112)).shape == (2, 136)
