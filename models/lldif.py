@@ -33,10 +33,10 @@ from fercore.classes import class_list
 from fercore.errors import ConfigError
 
 from .base import FERModel, Normalize, StepContext, StepOutput
-from .batch_inputs import batch_ids, inference_noise, prepare_images
+from .batch_inputs import batch_ids, prepare_images
 from .blocks.former import PriorLandmarkFormer
 from .blocks.pnet import PNetS1, PNetS2
-from .blocks.prior_diffusion import KL_DIRECTIONS, PriorDenoiser, PriorDiffusion, prior_kl
+from .blocks.prior_diffusion import KL_DIRECTIONS, PriorDenoiser, PriorDiffusion
 from .captions import CAPTION_CONTENTS, DEFAULT_CAPTION_TEMPLATE, CaptionRules, batch_captions, check_template
 from .clip_encoders import DEFAULT_TEMPLATE, FrozenCLIP
 from .la_clip import (LabelAwareCLIP, caption_alignment_loss, caption_groups, la_clip_state_from_checkpoint,
@@ -45,6 +45,7 @@ from .landmarks import build_landmark_encoder
 from .lrdif import FPEN, IMAGE_ENCODERS, ConvImageEncoder
 from .recipe import Recipe
 from .registry import register_model
+from .stage2 import predicted_prior, prior_losses, training_prior
 
 STAGES = ("la-clip", "s1", "s2")
 #: Stage lists a model may train (prefixes of STAGES; without "la-clip" when LA-CLIP is loaded).
@@ -385,23 +386,11 @@ class LLDif(FERModel):
         if need_z1:
             with torch.no_grad():
                 z1 = self.prior_s1(la, labels, self.captions(labels, batch))
-        cond = self.condition(img, la)
-        if self.diffusion is not None:
-            b, c, t = img.shape[0], self.prior_dim, self.diffusion.steps
-            start = ctx.randn(b, c, device=img.device)
-            steps = ctx.randn(t, b, c, device=img.device) if self.insert_noise else None
-            if self.train_start == "q_sample":
-                z2 = self.diffusion.train_chain(z1, cond, start, steps)
-            else:
-                z2 = self.diffusion.reverse(start, cond, steps)
-        else:
-            z2 = cond
+        z2 = training_prior(self.diffusion, self.condition(img, la), z1, ctx, self.insert_noise,
+                            from_target=self.train_start == "q_sample")
         logits, feat = self._classify(img, z2, batch)
-        losses = {"ce": F.cross_entropy(logits, labels)}
-        if self.kl_weight > 0:
-            losses["kl"] = self.kl_weight * prior_kl(z1, z2, self.kl_temperature, self.kl_direction)
-        if self.l1_weight > 0:
-            losses["l1"] = self.l1_weight * F.l1_loss(z2, z1)
+        losses = {"ce": F.cross_entropy(logits, labels),
+                  **prior_losses(z1, z2, self.kl_weight, self.kl_temperature, self.kl_direction, self.l1_weight)}
         extras: dict[str, Any] = {"prior": z2.detach()}
         if z1 is not None:
             extras["prior_s1"] = z1
@@ -441,12 +430,7 @@ class LLDif(FERModel):
             z = self.prior_s1(self.la_clip_embeddings(img, batch), labels, captions)
         else:
             la = self.la_clip_embeddings(img, batch) if self.pnet_s2_input != "image" else None
-            cond = self.condition(img, la)
-            if self.diffusion is not None:
-                n = 1 + (self.diffusion.steps if self.insert_noise else 0)
-                draws = inference_noise(batch, img, n, self.prior_dim, self.predict_seed, "lldif-predict", ctx)
-                z = self.diffusion.reverse(draws[0], cond, draws[1:] if self.insert_noise else None)
-            else:
-                z = cond
+            z = predicted_prior(self.diffusion, self.condition(img, la), batch, img, self.predict_seed,
+                                "lldif-predict", ctx, self.insert_noise)
         logits, feat = self._classify(img, z, batch)
         return StepOutput(logits, {}, feat, {"prior": z})

@@ -31,12 +31,13 @@ from fercore.errors import ConfigError
 from .base import FERModel, Normalize, StepContext, StepOutput
 from .blocks.conv_pyramid import ConvPyramid, conv_bn_act
 from .blocks.former import PriorLandmarkFormer
-from .blocks.prior_diffusion import KL_DIRECTIONS, PriorDenoiser, PriorDiffusion, prior_kl
-from .batch_inputs import batch_ids, inference_noise, prepare_images
+from .blocks.prior_diffusion import KL_DIRECTIONS, PriorDenoiser, PriorDiffusion
+from .batch_inputs import batch_ids, prepare_images
 from .clip_encoders import DEFAULT_TEMPLATE, FrozenCLIP
 from .landmarks import build_landmark_encoder
 from .recipe import Recipe
 from .registry import register_model
+from .stage2 import predicted_prior, prior_losses, training_prior
 
 PAPER = {
     "image_size": 224, "clip_model": "ViT-B-32", "clip_pretrained": "openai",
@@ -384,18 +385,6 @@ class LRDif(FERModel):
         lmk = batch.get("landmarks")
         return self.former(x, prior, self.landmark_encoder(x, lmk))
 
-    def _predict_noise(self, batch: dict[str, Any], img: Tensor,
-                       ctx: StepContext | None) -> tuple[Tensor, Tensor | None]:
-        """Start noise ``(B, C)`` and inserted noise ``(T, B, C)`` (or ``None``) for inference.
-
-        With a generator in ``ctx``: drawn from it. Without: per item, from a generator seeded
-        by ``(predict_seed, record id)`` -- or the image's fingerprint when the batch has no
-        ids -- so an image gets the same noise in any batch, at any batch size.
-        """
-        n = 1 + (self.diffusion.steps if self.insert_noise else 0)
-        draws = inference_noise(batch, img, n, self.prior_dim, self.predict_seed, "lrdif-predict", ctx)
-        return draws[0], (draws[1:] if self.insert_noise else None)
-
     # -- the interface ---------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], ctx: StepContext) -> StepOutput:
         img = self._images(batch)
@@ -415,20 +404,10 @@ class LRDif(FERModel):
         with torch.no_grad():
             teacher_emb = image_emb if self.image_encoder is None else self.image_embedding(img, batch, True)
             z1 = self.prior_s1(labels, teacher_emb)
-        cond = self.fpen_s2(image_emb)
-        if self.diffusion is not None:
-            b, c, t = img.shape[0], self.prior_dim, self.diffusion.steps
-            start = ctx.randn(b, c, device=img.device)
-            steps = ctx.randn(t, b, c, device=img.device) if self.insert_noise else None
-            z2 = self.diffusion.train_chain(z1, cond, start, steps)
-        else:
-            z2 = cond
+        z2 = training_prior(self.diffusion, self.fpen_s2(image_emb), z1, ctx, self.insert_noise)
         logits, feat = self._classify(img, z2, batch)
-        losses = {"ce": F.cross_entropy(logits, labels), **losses}
-        if self.kl_weight > 0:
-            losses["kl"] = self.kl_weight * prior_kl(z1, z2, self.kl_temperature, self.kl_direction)
-        if self.l1_weight > 0:
-            losses["l1"] = self.l1_weight * F.l1_loss(z2, z1)
+        losses = {"ce": F.cross_entropy(logits, labels), **losses,
+                  **prior_losses(z1, z2, self.kl_weight, self.kl_temperature, self.kl_direction, self.l1_weight)}
         return StepOutput(logits, losses, feat, {"prior": z2.detach(), "prior_s1": z1})
 
     def predict(self, batch: dict[str, Any], ctx: StepContext | None = None) -> StepOutput:
@@ -444,11 +423,7 @@ class LRDif(FERModel):
                                   flag="stage")
             z = self.prior_s1(batch["label"].to(img.device), image_emb)
         else:
-            cond = self.fpen_s2(image_emb)
-            if self.diffusion is not None:
-                start, steps = self._predict_noise(batch, img, ctx)
-                z = self.diffusion.reverse(start, cond, steps)
-            else:
-                z = cond
+            z = predicted_prior(self.diffusion, self.fpen_s2(image_emb), batch, img, self.predict_seed,
+                                "lrdif-predict", ctx, self.insert_noise)
         logits, feat = self._classify(img, z, batch)
         return StepOutput(logits, {}, feat, {"prior": z})

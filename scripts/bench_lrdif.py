@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from fercore.progress import out_console, track  # noqa: E402
 from models import StepContext, create_model  # noqa: E402
+from models.stage2 import predicted_prior  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -105,8 +106,8 @@ def latency(preset: str, device: str, batch: int, repeats: int, T: int | None) -
         for _ in range(repeats):
             sync(device)
             c = time.process_time()
-            start, steps = model._predict_noise(b, b["image"], None)
-            model.diffusion.reverse(start, cond, steps)
+            predicted_prior(model.diffusion, cond, b, b["image"], model.predict_seed, "lrdif-predict", None,
+                            model.insert_noise)
             sync(device)
             alone.append((time.process_time() - c) / batch)
     med = {f"{k}_{kind}": 1e3 * statistics.median(v[k]) for kind, v in (("wall", wall), ("cpu", cpu)) for k in v}
