@@ -15,6 +15,7 @@ import rich_click as click
 
 from fercore.errors import ConfigError
 from fercore.progress import console, make_progress, out_console
+from fercore.seeding import parse_shard
 from fercore.sources import parse_options
 
 from .datasets import (DataSettings, ResolvedDataset, is_sample, parse_data_paths, parse_scoped_options,
@@ -132,15 +133,7 @@ def _aug_config(pairs) -> AugmentConfig:
 
 
 def _job_shard(text: str | None) -> tuple[int, int]:
-    if not text:
-        return 0, 1
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise ConfigError(f"expected I/N, got {text!r}", flag="--job-shard") from None
-    if not (n >= 1 and 0 <= i < n):
-        raise ConfigError(f"need 0 <= I < N, got {text!r}", flag="--job-shard")
-    return i, n
+    return parse_shard(text, flag="--job-shard") if text else (0, 1)
 
 
 # ------------------------------------------------------------------------ engine

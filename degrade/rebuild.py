@@ -38,7 +38,7 @@ import contextlib
 import json
 import sys
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +54,7 @@ from fercore.hashing import sha256_bytes, sha256_file
 from fercore.imageio import JPEG_QUALITY, PNG_COMPRESSION, write_image
 from fercore.manifest import HashMismatch, Journal, read_manifest, verify_hashes, write_manifest
 from fercore.progress import console, make_progress
-from fercore.seeding import derive_seed
+from fercore.seeding import parse_shard, shard_of
 from fercore.sources.base import Record, Source
 
 from .base import Degradation
@@ -83,26 +83,6 @@ class RebuildResult:
 
 
 # ------------------------------------------------------------------------- helpers
-def shard_of(image_id: str, n: int) -> int:
-    """The shard (0..n-1) of an image: a stable hash of its id, independent of everything else."""
-    return derive_seed(0, "shard", image_id) % n
-
-
-def parse_shard(text: str | Sequence[int]) -> tuple[int, int]:
-    """``"1/4"`` (or ``(1, 4)``) -> ``(1, 4)``; shards are numbered from 0."""
-    try:
-        if isinstance(text, str):
-            i_s, n_s = text.split("/")
-            i, n = int(i_s), int(n_s)
-        else:
-            i, n = (int(v) for v in text)
-    except (ValueError, TypeError):
-        raise ConfigError(f"expected I/N such as 0/2, got {text!r}", flag="--shard") from None
-    if n < 1 or not 0 <= i < n:
-        raise ConfigError(f"shard {i}/{n}: need N >= 1 and 0 <= I < N", flag="--shard")
-    return i, n
-
-
 def resolve_device(device: str | torch.device) -> torch.device:
     """A torch device, or a clear error when it is not available here."""
     try:

@@ -54,3 +54,26 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def shard_of(item_id: str, n: int) -> int:
+    """The shard (0..n-1) of an item: a stable hash of its id, independent of everything else."""
+    return derive_seed(0, "shard", item_id) % n
+
+
+def parse_shard(text, flag: str = "--shard") -> tuple[int, int]:
+    """``"1/4"`` (or ``(1, 4)``) -> ``(1, 4)``; shards are numbered from 0. ``flag`` names the
+    option in the error (``--shard`` of fer-degrade, ``--job-shard`` of fer-bench)."""
+    from .errors import ConfigError
+
+    try:
+        if isinstance(text, str):
+            i_s, n_s = text.split("/")
+            i, n = int(i_s), int(n_s)
+        else:
+            i, n = (int(v) for v in text)
+    except (ValueError, TypeError):
+        raise ConfigError(f"expected I/N such as 0/2, got {text!r}", flag=flag) from None
+    if n < 1 or not 0 <= i < n:
+        raise ConfigError(f"shard {i}/{n}: need N >= 1 and 0 <= I < N", flag=flag)
+    return i, n
