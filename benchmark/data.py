@@ -150,20 +150,10 @@ def limit_records(records: list[Record], limit: int | None, seed: int = 0) -> li
     """
     if limit is None or limit >= len(records):
         return list(records)
-    from fercore.seeding import derive_seed
+    from fercore.seeding import balanced_subset
 
-    by_class: dict[int, list[Record]] = {}
-    for r in sorted(records, key=lambda r: derive_seed(seed, "subset", r.id)):
-        by_class.setdefault(r.label, []).append(r)
-    out: list[Record] = []
-    queues = [by_class[k] for k in sorted(by_class)]
-    i = 0
-    while len(out) < limit:
-        for q in queues:
-            if i < len(q) and len(out) < limit:
-                out.append(q[i])
-        i += 1
-    return sorted(out, key=lambda r: r.id)
+    idx = balanced_subset([r.label for r in records], [r.id for r in records], limit, seed, "subset")
+    return sorted((records[i] for i in idx), key=lambda r: r.id)
 
 
 #: Manifest columns that are bookkeeping, not degradation parameters (never given to a model:

@@ -35,7 +35,7 @@ import numpy as np
 
 from fercore.atomic import atomic_open, atomic_write_text
 from fercore.progress import track
-from fercore.seeding import derive_seed
+from fercore.seeding import balanced_subset, derive_seed
 
 from .datasets import parse_dataset_name, safe_name
 from .metrics import softmax
@@ -77,19 +77,7 @@ def _configs(results: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[s
 
 
 def _balanced_subset(labels: np.ndarray, ids: np.ndarray, n_max: int) -> np.ndarray:
-    if len(labels) <= n_max:
-        return np.arange(len(labels))
-    order = sorted(range(len(ids)), key=lambda i: derive_seed(0, "tsne-subset", str(ids[i])))
-    by_class: dict[int, list[int]] = defaultdict(list)
-    for i in order:
-        by_class[int(labels[i])].append(i)
-    out, k = [], 0
-    while len(out) < n_max:
-        for c in sorted(by_class):
-            if k < len(by_class[c]) and len(out) < n_max:
-                out.append(by_class[c][k])
-        k += 1
-    return np.array(sorted(out))
+    return np.array(balanced_subset(labels, ids, n_max, 0, "tsne-subset"))
 
 
 def tsne_embed(features: np.ndarray, seed_key: str) -> np.ndarray:

@@ -77,3 +77,24 @@ def parse_shard(text, flag: str = "--shard") -> tuple[int, int]:
     if n < 1 or not 0 <= i < n:
         raise ConfigError(f"shard {i}/{n}: need N >= 1 and 0 <= I < N", flag=flag)
     return i, n
+
+
+def balanced_subset(labels, ids, n: int, run_seed: int, tag: str) -> list[int]:
+    """Indices (ascending) of a deterministic class-balanced subset of ``n`` items: ranked
+    within each class by ``derive_seed(run_seed, tag, id)`` and taken round-robin over the
+    classes, so the subset depends only on the ids and labels, never on their order. All
+    indices when ``n >= len(labels)``."""
+    if n >= len(labels):
+        return list(range(len(labels)))
+    by_class: dict[int, list[int]] = {}
+    for i in sorted(range(len(ids)), key=lambda i: derive_seed(run_seed, tag, str(ids[i]))):
+        by_class.setdefault(int(labels[i]), []).append(i)
+    queues = [by_class[c] for c in sorted(by_class)]
+    out: list[int] = []
+    k = 0
+    while len(out) < n:
+        for q in queues:
+            if k < len(q) and len(out) < n:
+                out.append(q[k])
+        k += 1
+    return sorted(out)
