@@ -145,10 +145,6 @@ class DataSettings:
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DataSettings:
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
-
 
 def parse_data_paths(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
     """``["udc-rafdb=/data/udc"]`` -> ``{"udc-rafdb": "/data/udc"}`` (names canonicalised)."""
@@ -242,10 +238,6 @@ def records_identity(source: Source) -> str:
     for r in source.records():
         h.update(f"{r.id}\t{r.split}\t{r.label}\n".encode())
     return h.hexdigest()
-
-
-def class_counts(source: Source) -> dict[str, dict[str, int]]:
-    return source.counts()
 
 
 def _copy_record(root: Path) -> dict[str, Any]:
@@ -412,7 +404,7 @@ def resolve_in_order(names: list[str], settings: DataSettings, info) -> list[Res
 def _clean_record(p: DatasetName, src: Source) -> dict[str, Any]:
     d = src.describe()
     return {"name": p.name, "base": p.base, "kind": p.kind, "source": d["source"], "root": d["root"],
-            "options": d["options"], "classes": list(src.classes), "counts": class_counts(src),
+            "options": d["options"], "classes": list(src.classes), "counts": src.counts(),
             "how": "sample cache" if (p.base == "sample" and not p.degraded) else "path"}
 
 
