@@ -31,6 +31,12 @@ import torch
 from torch import Tensor
 
 
+def codes8(y: Tensor) -> Tensor:
+    """Float images in [0, 1] -> ``uint8`` codes: clip, ``round(255 * y)`` (half to even).
+    The one 8-bit quantisation of every degradation's output."""
+    return torch.round(y.clamp(0.0, 1.0) * 255.0).to(torch.uint8)
+
+
 class Degradation(ABC):
     """A configured degradation simulator (see module docstring)."""
 
@@ -65,7 +71,7 @@ class Degradation(ABC):
         Default: ``round(255 * apply(images / 255))``. The runner writes what this returns.
         """
         y = self.apply(images.to(torch.float32) / 255.0, params, generators)
-        return torch.round(y.clamp(0.0, 1.0) * 255.0).to(torch.uint8)
+        return codes8(y)
 
     def draws(self, seed: int, ids: Sequence[object], tag: str | None = None
               ) -> tuple[list[dict[str, float]], list[torch.Generator]]:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from degrade.base import Degradation
+from degrade.base import Degradation, codes8
 from fercore.errors import ConfigError
 
 from .noise import brooks_read_noise
@@ -145,7 +145,7 @@ class LowLight(Degradation):
                 x = torch.stack([luts[i, c][idx[c]] for c in range(3)]).unsqueeze(0)
                 kwargs = {_KWARG.get(n, n): p[n] for n in self.param_names() if n not in colour_keys}
                 y = low_light(x, **kwargs, **tone_settings, colour_stage=False)
-            outs.append(torch.round(y.clamp(0.0, 1.0) * 255.0).to(torch.uint8))
+            outs.append(codes8(y))
         return torch.cat(outs) if len(outs) > 1 else outs[0]
 
     def _settings_kwargs(self) -> dict[str, float]:

@@ -15,13 +15,13 @@ from torch import Tensor
 
 from fercore.imageio import decode_image, encode_image
 
+from ..base import codes8
 from .checks import batch_param
 
 
 def to_uint8(image: Tensor) -> np.ndarray:
     """``(B, 3, H, W)`` in [0, 1] -> ``(B, H, W, 3)`` ``uint8`` (round half to even, after clipping)."""
-    q = torch.round(image.detach().clamp(0.0, 1.0) * 255.0).to(torch.uint8)
-    return q.permute(0, 2, 3, 1).cpu().numpy()
+    return codes8(image.detach()).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def jpeg_recompress(image: Tensor, quality: float | Tensor) -> Tensor:
