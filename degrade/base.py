@@ -37,6 +37,15 @@ def codes8(y: Tensor) -> Tensor:
     return torch.round(y.clamp(0.0, 1.0) * 255.0).to(torch.uint8)
 
 
+def standard_normal(generators: list[torch.Generator], shape: tuple[int, ...],
+                    device: torch.device | str = "cpu") -> Tensor:
+    """One ``shape`` draw of N(0, 1) per CPU generator, stacked to ``(B, *shape)`` on ``device``
+    (the sensor noise of both simulators). Drawn on the CPU and then moved, so the numbers do
+    not depend on the device."""
+    z = torch.stack([torch.randn(shape, generator=g) for g in generators])
+    return z.to(device)
+
+
 class Degradation(ABC):
     """A configured degradation simulator (see module docstring)."""
 

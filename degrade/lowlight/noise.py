@@ -26,6 +26,7 @@ from torch import Tensor
 
 from fercore.errors import ConfigError
 
+from ..base import standard_normal
 from .checks import batch_param
 
 #: Brooks et al. (2019) read-noise model: log(read) = 2.18 log(shot) + 1.20 + N(0, 0.26).
@@ -43,8 +44,7 @@ def sample_normals(generators: list[torch.Generator], shape: tuple[int, ...], li
         raise ConfigError(f"got {len(generators)} generators for a batch of {like.shape[0]}; pass one "
                           "CPU torch.Generator per sample (fercore.seeding.torch_generator(seed, id, ...))",
                           flag="generators")
-    z = torch.stack([torch.randn(shape, generator=g, dtype=torch.float32) for g in generators])
-    return z.to(device=like.device, dtype=like.dtype)
+    return standard_normal(generators, shape, like.device).to(like.dtype)
 
 
 def noise_variance(linear: Tensor, shot: Tensor, read: Tensor, gain: Tensor) -> Tensor:

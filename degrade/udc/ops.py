@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..base import standard_normal
+
 __all__ = [
     "srgb_to_linear", "linear_to_srgb", "srgb8_to_linear", "linear_to_srgb8", "attenuate",
     "flare_boost", "psf_otf", "psf_convolve", "fft_shape_for", "standard_normal", "sensor_noise",
@@ -322,16 +324,6 @@ class OpenCVConvolver:
                 full = cv2.idft(spec, flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE)
                 out[i, c] = full[p:p + h, p:p + w]
         return torch.from_numpy(out)
-
-
-def standard_normal(generators: list[torch.Generator], shape: tuple[int, ...],
-                    device: torch.device | str = "cpu") -> Tensor:
-    """One ``shape`` draw of N(0, 1) per CPU generator, stacked to ``(B, *shape)`` on ``device``.
-
-    Drawn on the CPU and then moved, so the numbers do not depend on the device.
-    """
-    z = torch.stack([torch.randn(shape, generator=g) for g in generators])
-    return z.to(device)
 
 
 def sensor_noise(x: Tensor, photons: Tensor | float, normal: Tensor, *, read_noise_e: float = 4.87,
