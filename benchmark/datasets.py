@@ -312,14 +312,18 @@ def build_degraded(name: DatasetName, clean: Source, settings: DataSettings, *,
     (``is_writer``); the others resolve after it (:func:`resolve_in_order`) and only read.
     """
     args = degradation_settings(name.kind, settings)
+    if name.kind == "udc" and "face_fraction" not in args:
+        args["face_fraction"] = clean.face_fraction  # the source's face size, as fer-degrade uses
+    degradation = make_degradation(name.kind, args)
+    # The key holds what the simulator does (every resolved setting and its version), not
+    # only the arguments: a re-calibrated preset of the same name gets a new folder.
     key_src = json.dumps({"clean": records_identity(clean), "options": clean.describe()["options"],
-                          "kind": name.kind, "args": args, "seed": settings.degrade_seed},
-                         sort_keys=True, default=str)
+                          "kind": name.kind, "args": args, "degradation": degradation.describe(),
+                          "seed": settings.degrade_seed}, sort_keys=True, default=str)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:12]
     out = degraded_cache_dir(settings) / f"{name.name}-{key}"
     marker = out / READY_MARKER
     if is_writer and not marker.is_file():
-        degradation = make_degradation(name.kind, args)
         from degrade.rebuild import rebuild_dataset
 
         console.print(f"building {name.name} (seed {settings.degrade_seed}) into {out}")

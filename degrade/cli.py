@@ -89,8 +89,8 @@ def rebuild_options(fn):
     return wrapper
 
 
-def run_rebuild(degradation, opts: RebuildOptions, preset: str) -> None:
-    """Open the source, run :func:`degrade.rebuild.rebuild_dataset` and print a summary."""
+def run_rebuild(degradation, opts: RebuildOptions, preset: str, source=None) -> None:
+    """Open the source (unless given), run :func:`degrade.rebuild.rebuild_dataset` and print a summary."""
     import shlex
     import sys
 
@@ -99,7 +99,7 @@ def run_rebuild(degradation, opts: RebuildOptions, preset: str) -> None:
 
     from .rebuild import rebuild_dataset
 
-    source = open_source(opts.src, opts.root, opts.src_opts)
+    source = source or open_source(opts.src, opts.root, opts.src_opts)
     out = opts.out_dir(degradation.kind, preset)
     res = rebuild_dataset(degradation, source, out, seed=opts.seed, device=opts.device,
                           batch_size=opts.batch_size, workers=opts.workers, shard=opts.shard,
@@ -116,26 +116,32 @@ def run_rebuild(degradation, opts: RebuildOptions, preset: str) -> None:
 
 # ----------------------------------------------------------------------- udc
 def udc_settings_options(fn):
-    """Options that configure the UDC simulator (shared by `udc` and `psf`)."""
-    from .udc.displays import PRESETS
+    """Options that configure the UDC simulator (shared by `udc`, `psf` and `calibrate`).
 
-    @click.option("--display", type=click.Choice(list(PRESETS)), default="toled", show_default=True,
-                  help="Display preset: transparent OLED (`toled`) or phone pentile OLED (`poled`).")
+    Only the options the user gives are passed on, so everything else comes from the preset.
+    """
+    from .presetfile import shipped_presets
+
+    @click.option("--display", default="toled", show_default=True, metavar="PRESET|FILE.json",
+                  help="UDC preset: " + ", ".join(shipped_presets("udc")) + " (`toled`/`poled` are calibrated "
+                       "against real T-OLED / P-OLED captures, `*-binary` are the v0.1 presets), or a preset "
+                       "file written by `fer-degrade calibrate --write-preset`.")
     @click.option("--display-mask", type=click.Path(dir_okay=False), default=None,
                   help="PNG of one unit cell of another panel (white = open); tiled with `--pitch-um`.")
     @click.option("--pitch-um", type=float, default=None, help="Unit-cell pitch in micrometres (preset's by default).")
     @click.option("--pixel-um", type=float, default=None,
-                  help="Sensor size of one image pixel in micrometres (default 8): sets the PSF's size in pixels.")
+                  help="Sensor size of one image pixel of a face `reference_px` wide, in micrometres "
+                       "(preset's by default): sets the PSF's size.")
     @click.option("--psf", "psf_file", type=click.Path(dir_okay=False), default=None,
                   help="Measured PSF (H x W x 3 .npy) to use instead of the computed one.")
-    @click.option("--psf-scale", type=float, default=1.0, show_default=True,
-                  help="Resize factor for --psf (e.g. 0.25 for a PSF measured at 4x the images' scale).")
-    @click.option("--spectral", type=click.Choice(["peak", "band"]), default="peak", show_default=True,
-                  help="One wavelength per channel, or 5 weighted by a Gaussian sensor response.")
-    @click.option("--noise", type=click.Choice(["normal", "poisson", "none"]), default="normal", show_default=True,
-                  help="Sensor noise: Poisson-Gaussian in Gaussian form, exact Poisson, or off.")
-    @click.option("--flare/--no-flare", default=False, show_default=True,
-                  help="Boost clipped highlights before the blur (flare).")
+    @click.option("--psf-scale", type=float, default=None,
+                  help="Resize factor for --psf at the reference size (e.g. 0.25 for a PSF measured at 4x).")
+    @click.option("--spectral", type=click.Choice(["peak", "band"]), default=None,
+                  help="One wavelength per channel, or 5 weighted by a Gaussian sensor response (preset's by default).")
+    @click.option("--noise", type=click.Choice(["normal", "poisson", "none"]), default=None,
+                  help="Sensor noise: Poisson-Gaussian in Gaussian form (default), exact Poisson, or off.")
+    @click.option("--flare/--no-flare", default=None,
+                  help="Boost clipped highlights before the blur (flare; off by default).")
     @click.option("--set", "set_pairs", multiple=True, metavar="KEY=VALUE",
                   help="Any other setting, repeatable, e.g. `--set photons=2000:20000 --set exposure=0.5:0.8`. "
                        "See docs/udc.md or `--dry-run` for the list.")
@@ -145,8 +151,9 @@ def udc_settings_options(fn):
         from .settings import parse_set
         from .udc import UDCSettings
 
-        settings = {"display_mask": display_mask, "pitch_um": pitch_um, "pixel_um": pixel_um, "psf": psf_file,
-                    "psf_scale": psf_scale, "spectral": spectral, "noise": noise, "flare": flare}
+        given = {"display_mask": display_mask, "pitch_um": pitch_um, "pixel_um": pixel_um, "psf": psf_file,
+                 "psf_scale": psf_scale, "spectral": spectral, "noise": noise, "flare": flare}
+        settings = {k: v for k, v in given.items() if v is not None}
         settings.update(parse_set(set_pairs, UDCSettings))
         if "display" in settings:
             display = settings.pop("display")
@@ -177,12 +184,14 @@ def udc(rebuild: RebuildOptions, display: str, udc_settings: dict, dry_run: bool
     """
     from fercore.progress import out_console
 
+    from fercore.cli import open_source
+
     from .udc import make_udc
 
+    source = open_source(rebuild.src, rebuild.root, rebuild.src_opts)
+    udc_settings.setdefault("face_fraction", source.face_fraction)
     deg = make_udc(display, **udc_settings)
     if dry_run:
-        from fercore.cli import open_source
-
         from .settings import settings_table
 
         for k, v in settings_table(deg.settings):
@@ -190,10 +199,10 @@ def udc(rebuild: RebuildOptions, display: str, udc_settings: dict, dry_run: bool
         out_console.print(f"{'nominal transmittance':24s} {[round(t, 4) for t in deg.nominal]}")
         out_console.print(f"{'psf':24s} {deg.describe()['psf']}")
         out_console.print(f"{'per-image parameters':24s} {deg.param_names()}")
-        n = len(open_source(rebuild.src, rebuild.root, rebuild.src_opts).records(rebuild.split))
+        n = len(source.records(rebuild.split))
         out_console.print(f"{'images':24s} {n} -> {rebuild.out_dir('udc', deg.display.name)}")
         return
-    run_rebuild(deg, rebuild, deg.display.name)
+    run_rebuild(deg, rebuild, deg.display.name, source)
 
 
 @main.command("psf")
@@ -225,9 +234,11 @@ def psf(display: str, udc_settings: dict, out: str) -> None:
 
 @main.command("lowlight")
 @rebuild_options
-@click.option("--preset", type=click.Choice(["lldif", "realistic"]), default="lldif", show_default=True,
-              help="`lldif`: the paper's four controls (exposure, white balance, highlights, shadows); "
-                   "`realistic`: plus sensor noise and JPEG re-compression.")
+@click.option("--preset", default="lldif", show_default=True, metavar="PRESET|FILE.json",
+              help="`lldif`: the paper's four controls (exposure, white balance, highlights, shadows), "
+                   "calibrated to real low/normal-light pairs; `realistic`: plus sensor noise and JPEG; "
+                   "`lldif-v1` / `realistic-v1`: the first presets; or a preset file "
+                   "(`fer-degrade calibrate --write-preset`).")
 @click.option("--set", "set_pairs", multiple=True, metavar="KEY=VALUE",
               help="Override a range or setting, repeatable: `--set exposure_ev=-4:-3`, `--set tint=0`, "
                    "`--set jpeg_quality=off`, `--set pivot=0.45`. See docs/lowlight.md or `--dry-run`.")
@@ -253,6 +264,7 @@ def lowlight(rebuild: RebuildOptions, preset: str, set_pairs: tuple[str, ...], d
     from .lowlight import make_lowlight
 
     deg = make_lowlight(preset, **parse_options(set_pairs, flag="--set"))
+    preset = deg.preset
     if dry_run:
         from fercore.cli import open_source
 
@@ -265,6 +277,234 @@ def lowlight(rebuild: RebuildOptions, preset: str, set_pairs: tuple[str, ...], d
         out_console.print(f"{'images':20s} {n} -> {rebuild.out_dir('lowlight', preset)}")
         return
     run_rebuild(deg, rebuild, preset)
+
+
+@main.command("calibrate")
+@click.option("--kind", type=click.Choice(["udc", "lowlight"]), required=True,
+              help="Which simulator to compare with (and fit to) the real pairs.")
+@click.option("--clean", "clean_dir", type=click.Path(file_okay=False), required=True,
+              help="Folder of clean images (references).")
+@click.option("--real", "real_dir", type=click.Path(file_okay=False), required=True,
+              help="Folder of real degraded captures of the same scenes, under the same file names.")
+@click.option("--preset", default=None, metavar="PRESET|FILE.json",
+              help="Preset to measure (and start the fit from): a UDC `--display` preset or a low-light "
+                   "`--preset`, or a preset file. Default: `toled` / `lldif`.")
+@click.option("--set", "set_pairs", multiple=True, metavar="KEY=VALUE", help="Override a setting of the preset.")
+@click.option("--size", type=int, default=None,
+              help="Resize every pair so its shorter side is N px (area) before measuring; UDC presets are "
+                   "defined at the face scale `reference_px` (100), so compare UDC captures at `--size 100`.")
+@click.option("--limit", type=int, default=None, help="Only the first N pairs (by name).")
+@click.option("--exclude", multiple=True, metavar="NAME", help="Leave out a pair (file name without extension).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulator's draws (with each name).")
+@click.option("--fit", is_flag=True, help="Fit the preset's free parameters to these pairs first.")
+@click.option("--noise-real", type=click.Path(file_okay=False), default=None,
+              help="UDC fit: folder of real captures (no reference needed) whose flat-region noise the fit matches.")
+@click.option("--write-preset", type=click.Path(dir_okay=False), default=None,
+              help="Write the (fitted) preset, with these figures, as a preset file the simulators load by path.")
+@click.option("--report", type=click.Path(dir_okay=False), default=None, help="Write every figure as JSON.")
+def calibrate(kind: str, clean_dir: str, real_dir: str, preset: str | None, set_pairs: tuple[str, ...],
+              size: int | None, limit: int | None, exclude: tuple[str, ...], seed: int, fit: bool,
+              noise_real: str | None, write_preset: str | None, report: str | None) -> None:
+    """Compare a simulator with real degraded captures, side by side; optionally fit it.
+
+    Given paired folders of clean and really-degraded images of the same scenes (same names),
+    prints for the real pairs and for the simulator applied to the clean images: brightness
+    ratio, colour cast (R/G, B/G), contrast transfer per frequency band with brightness factored
+    out, noise in flat regions against brightness, luminance-histogram distance, and a
+    ghost-copy score. With `--fit` it first fits the preset's free parameters (exposure,
+    white balance, noise for low light; exposure, colour, PSF scale, opaque transmittance,
+    scatter, photons for UDC) to the pairs. Fit on training pairs; re-run without `--fit` on
+    pairs you held out, with `--preset` the written file.
+
+    Examples:
+
+    `fer-degrade calibrate --kind lowlight --clean LOL/our485/high --real LOL/our485/low --fit --write-preset ll.json`
+
+    `fer-degrade calibrate --kind lowlight --clean LOL/eval15/high --real LOL/eval15/low --preset ll.json`
+
+    `fer-degrade calibrate --kind udc --preset poled --clean udc/poled/hq --real udc/poled/lq --size 100`
+    """
+    from rich.table import Table
+
+    from fercore.atomic import atomic_write_text
+    from fercore.progress import out_console
+    from fercore.sources import parse_options
+
+    from .calibration.measure import measure, report_rows
+    from .calibration.pairs import find_pairs
+    from .settings import parse_set
+
+    pairs = find_pairs(clean_dir, real_dir, limit=limit, exclude=exclude)
+    preset = preset or ("toled" if kind == "udc" else "lldif")
+    fitted: dict | None = None
+    record: dict = {}
+    if kind == "udc":
+        from .udc import UDCSettings, make_udc
+
+        over = parse_set(set_pairs, UDCSettings)
+        if fit:
+            from .calibration.fit_udc import fit_udc
+            from .calibration.pairs import read_folder
+            from .udc.degradation import udc_from_settings
+
+            noise = read_folder(noise_real, "--noise-real") if noise_real else None
+            fitted, record = fit_udc(pairs, preset, short=size or 100, overrides=over, noise_real=noise, seed=seed)
+            deg = udc_from_settings(preset, fitted)
+        else:
+            deg = make_udc(preset, **over)
+    else:
+        from .lowlight import make_lowlight
+
+        over = parse_options(set_pairs, flag="--set")
+        if fit:
+            from .calibration.fit_lowlight import fit_lowlight
+            from .lowlight.degradation import lowlight_from_settings
+
+            fitted, record = fit_lowlight(pairs, preset, seed=seed, short=size)
+            deg = lowlight_from_settings(preset, fitted)
+        else:
+            deg = make_lowlight(preset, **over)
+    result = measure(pairs, deg, short=size, seed=seed)
+    table = Table(title=f"{kind}: {len(pairs)} real pairs vs the simulator ({'fitted ' if fit else ''}{preset})")
+    for col in ("measure", "real", "simulator"):
+        table.add_column(col, justify="left" if col == "measure" else "right")
+    for row in report_rows(result):
+        table.add_row(*row)
+    out_console.print(table)
+    if fitted is not None:
+        out_console.print("fitted: " + ", ".join(f"{k}={v}" for k, v in fitted.items()
+                                                  if k not in ("per_pair",)), soft_wrap=True)
+    if write_preset:
+        from pathlib import Path
+
+        from .presetfile import write_preset as _write
+
+        settings = fitted if fitted is not None else deg.preset_settings()
+        cal = {"clean": str(clean_dir), "real": str(real_dir), "size": size, "seed": seed,
+               "fitted_on": result["pairs"] if fit else [], "figures": {k: result[k] for k in ("real", "sim", "compare")},
+               "fit": {k: v for k, v in record.items() if k != "per_pair"}}
+        path = _write(write_preset, kind, Path(write_preset).stem, settings,
+                      description=f"{'fitted' if fit else 'measured'} with fer-degrade calibrate from {preset}",
+                      calibration=cal)
+        out_console.print(f"preset written to {path}")
+    if report:
+        from .presetfile import dumps, json_safe
+
+        atomic_write_text(report, dumps(json_safe({**result, "fit": record, "fitted": fitted})) + "\n")
+
+
+@main.command("preview")
+@source_options(default_src="sample")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True,
+              help="Split the faces are picked from.")
+@click.option("--n", "n", type=int, default=4, show_default=True,
+              help="Faces to show (picked by --seed, spread over the classes); with --real, the first N pairs.")
+@click.option("--udc", "udc_presets", default="toled,poled", show_default=True, metavar="PRESET[,PRESET...]",
+              help="UDC columns: display presets by name or preset .json files; `none` for no UDC column.")
+@click.option("--lowlight", "ll_presets", default="lldif", show_default=True, metavar="PRESET[,PRESET...]",
+              help="Low-light columns: presets by name or .json files; `none` for no low-light column.")
+@click.option("--sizes", default="48,100,256", show_default=True, metavar="PX[,PX...]",
+              help="Input sizes: each face is resized to a size first, then degraded at that size (one group "
+                   "of rows per size).")
+@click.option("--tile", type=int, default=160, show_default=True,
+              help="Display size of every tile in px (nearest-neighbour when enlarging, area when reducing).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Picks the faces and, with each image's id, fixes every random draw (as a rebuild's seed).")
+@click.option("--real-clean", type=click.Path(file_okay=False), default=None,
+              help="Folder of clean images of real pairs: draw `clean | real capture | simulator` instead.")
+@click.option("--real", "real_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder of the real degraded captures of the --real-clean scenes (same file names).")
+@click.option("--kind", type=click.Choice(["udc", "lowlight"]), default=None,
+              help="With --real: which simulator to compare with the captures.")
+@click.option("--preset", default=None, metavar="PRESET|FILE.json",
+              help="With --real: the simulator's preset (default: `toled` for udc, `lldif` for lowlight).")
+@click.option("--size", type=int, default=100, show_default=True,
+              help="With --real: resize each pair so its shorter side is N px before simulating.")
+@click.option("--out", type=click.Path(dir_okay=False), default="preview.png", show_default=True,
+              help="PNG file to write (atomically).")
+def preview(src: str, root: str | None, src_opts: tuple[str, ...], split: str, n: int, udc_presets: str,
+            ll_presets: str, sizes: str, tile: int, seed: int, real_clean: str | None, real_dir: str | None,
+            kind: str | None, preset: str | None, size: int, out: str) -> None:
+    """Draw a labelled contact sheet of the simulators on the same faces.
+
+    Columns `clean | UDC toled | UDC poled | low light (lldif)`, one group of rows per input
+    size: each face is resized to the size first (area / cubic) and then degraded at that
+    size exactly as a rebuild does, so a PSF that scales with the image shows at its true
+    extent; tiles are then shown at `--tile` px, enlarged nearest-neighbour.
+
+    With `--real-clean DIR --real DIR --kind udc|lowlight` it draws `clean | real capture |
+    simulator` for paired real captures instead (each pair resized to `--size`).
+
+    Examples:
+
+    `fer-degrade preview --out degradations.png` (4 test faces of the sample set at 48, 100 and 256 px)
+
+    `fer-degrade preview --src rafdb --root ~/data/RAF-DB --n 6 --udc poled --lowlight lldif,realistic --sizes 100`
+
+    `fer-degrade preview --real-clean LOL/eval15/high --real LOL/eval15/low --kind lowlight --preset lldif --out ll.png`
+    """
+    from fercore.errors import ConfigError
+    from fercore.progress import out_console
+
+    from . import preview as pv
+
+    if tile < 16 or tile > 1024:
+        raise ConfigError(f"must be between 16 and 1024 px, got {tile}", flag="--tile")
+    if n < 1:
+        raise ConfigError(f"must be at least 1, got {n}", flag="--n")
+    if real_clean or real_dir:
+        if not (real_clean and real_dir):
+            raise ConfigError("give both --real-clean (clean images) and --real (real captures, same names)",
+                              flag="--real" if real_clean else "--real-clean")
+        if kind is None:
+            raise ConfigError("say which simulator the real captures are compared with: --kind udc or "
+                              "--kind lowlight", flag="--kind")
+        if size < 8:
+            raise ConfigError(f"must be at least 8 px, got {size}", flag="--size")
+        from .calibration.pairs import find_pairs
+
+        preset = preset or ("toled" if kind == "udc" else "lldif")
+        with pv.flag_errors("--preset"):
+            if kind == "udc":
+                from .udc import make_udc
+
+                deg = make_udc(preset)
+                label = f"UDC {pv.preset_label(preset)}"
+            else:
+                from .lowlight import make_lowlight
+
+                deg = make_lowlight(preset)
+                label = f"low light ({pv.preset_label(preset)})"
+        pairs = find_pairs(real_clean, real_dir, limit=n)
+        sheet = pv.real_vs_sim_sheet(pairs, deg, sim_label=label, size=size, seed=seed, tile=tile,
+                                     title=f"real {kind} captures vs simulator {pv.preset_label(preset)}: "
+                                           f"shorter side {size} px, seed {seed}")
+        what = f"{len(pairs)} pairs"
+    else:
+        if kind or preset:
+            raise ConfigError("--kind and --preset go with --real-clean/--real; for the face sheet use "
+                              "--udc and --lowlight", flag="--kind" if kind else "--preset")
+        from fercore.cli import open_source
+
+        from .lowlight import make_lowlight
+        from .udc import make_udc
+
+        size_list = pv.parse_sizes(sizes)
+        source = open_source(src, root, src_opts)
+        columns = [pv.Column("clean")]
+        for p in pv.parse_names(udc_presets):
+            with pv.flag_errors("--udc"):
+                columns.append(pv.Column(f"UDC {pv.preset_label(p)}", make_udc(p, face_fraction=source.face_fraction)))
+        for p in pv.parse_names(ll_presets):
+            with pv.flag_errors("--lowlight"):
+                columns.append(pv.Column(f"low light ({pv.preset_label(p)})", make_lowlight(p)))
+        recs = pv.pick_records(source.records(split), n, seed)
+        sheet = pv.contact_sheet([source.load(r) for r in recs], columns, size_list, ids=[r.id for r in recs],
+                                 names=[r.class_name for r in recs], seed=seed, tile=tile,
+                                 title=f"{src} {split} split, seed {seed}: resized to each size, then degraded")
+        what = f"{len(recs)} faces x {len(size_list)} sizes x {len(columns)} columns"
+    path = pv.save_png(out, sheet)
+    out_console.print(f"{path}: {what}, {sheet.shape[1]} x {sheet.shape[0]} px", soft_wrap=True)
 
 
 @main.command("verify")

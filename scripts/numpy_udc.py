@@ -59,8 +59,10 @@ def degrade_one(img: np.ndarray, params: dict[str, float], rng: np.random.Genera
 
 
 def reference_for(degradation):
-    """``degrade_one`` bound to a :class:`degrade.udc.UDC`'s PSF and settings."""
+    """``degrade_one`` bound to a :class:`degrade.udc.UDC`'s settings and the PSF it uses at
+    each image's size (the PSF scales with the face)."""
     def fn(img: np.ndarray, params: dict[str, float], rng: np.random.Generator) -> np.ndarray:
-        return degrade_one(img, params, rng, psf=degradation.psf_np, settings=degradation.settings)
+        psf = degradation.kernel_for(img.shape[0], img.shape[1])
+        return degrade_one(img, params, rng, psf=psf, settings=degradation.settings)
 
     return fn

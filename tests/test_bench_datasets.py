@@ -23,6 +23,9 @@ class FakeLowlight:
     def __init__(self, preset, **settings):
         self.preset, self.settings = preset, settings
 
+    def describe(self):
+        return {"kind": self.kind, "preset": self.preset, "settings": self.settings}
+
 
 @pytest.fixture
 def fake_degrade(monkeypatch):
@@ -104,8 +107,8 @@ def test_real_simulators_build_copies_on_demand(folder_tree, tmp_path):
         assert [(r.id, r.split, r.label) for r in recs] == [(r.id, r.split, r.label) for r in clean_recs]
         deg = np.stack([ds.source.load(r) for r in recs]).astype(np.float64)
         ref = np.stack([clean.source.load(r) for r in clean_recs]).astype(np.float64)
-        if ds is udc:  # neighbouring pixels of the random test images become alike
-            assert np.abs(np.diff(deg, axis=2)).mean() < 0.5 * np.abs(np.diff(ref, axis=2)).mean()
+        if ds is udc:  # neighbouring pixels of the random test images become alike (a mild T-OLED blur)
+            assert np.abs(np.diff(deg, axis=2)).mean() < 0.8 * np.abs(np.diff(ref, axis=2)).mean()
         else:
             assert deg.mean() < 0.8 * ref.mean()
 

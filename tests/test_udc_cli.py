@@ -37,7 +37,8 @@ def test_udc_on_the_sample_set_then_verify(sample_root, tmp_path):
 
 def test_psf_command_and_round_trip(tmp_path):
     out = tmp_path / "psf"
-    res = CliRunner().invoke(main, ["psf", "--display", "toled", "--out", str(out), "--set", "psf_max_px=31"])
+    res = CliRunner().invoke(main, ["psf", "--display", "toled", "--out", str(out), "--set", "psf_max_px=31",
+                                    "--set", "psf_energy=1"])
     assert res.exit_code == 0, res.output
     for name in ("psf.npy", "psf.png", "mtf.png", "psf.json"):
         assert (out / name).stat().st_size > 0
@@ -48,9 +49,9 @@ def test_psf_command_and_round_trip(tmp_path):
     # The saved PSF, read back as a measured PSF, gives the same kernel.
     from degrade.udc import make_udc
 
-    a = make_udc("toled", psf_max_px=31)
-    b = make_udc("toled", psf=str(out / "psf.npy"), psf_max_px=31)
-    np.testing.assert_array_equal(a.psf_np, b.psf_np)
+    a = make_udc("toled", psf_max_px=31, psf_energy=1.0)
+    b = make_udc("toled", psf=str(out / "psf.npy"), psf_max_px=31, psf_energy=1.0)
+    np.testing.assert_allclose(a.psf_np, b.psf_np, rtol=1e-5, atol=1e-9)  # scatter included once
 
 
 @pytest.mark.parametrize("args, flag", [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from degrade.udc.displays import PRESETS, load_display_mask
+from degrade.udc.displays import PANELS, load_display_mask
 from degrade.udc.optics import (PEAK_RGB_UM, bin_to_pixels, energy_radius, fraunhofer_psf, next_fast_len,
                                 open_aperture, sensor_sampling)
 from degrade.udc.psf import PsfSettings, compute_display_psf, display_psf, load_psf_file, psf_summary
@@ -15,7 +15,7 @@ from fercore.imageio import write_image
 
 @pytest.fixture(scope="module")
 def toled_psf() -> np.ndarray:
-    return display_psf(PRESETS["toled"])
+    return display_psf(PANELS["toled"])
 
 
 @pytest.mark.parametrize("lam, aperture_mm, focal_mm", [(0.53, 4.0, 10.0), (0.61, 3.0, 8.0)])
@@ -52,7 +52,7 @@ def test_channels_sum_to_one_and_red_is_wider(toled_psf):
 
 def test_toled_slit_grid_has_side_lobes_along_both_axes(toled_psf):
     """Diffraction orders of the 168 um slit grid at lambda f / p along x and y, not on the diagonal."""
-    d = PRESETS["toled"]
+    d = PANELS["toled"]
     m = toled_psf.shape[-1] // 2
     for c, lam in enumerate(PEAK_RGB_UM):
         spacing = lam * d.focal_mm * 1e3 / d.pitch_um / d.pixel_um  # first order, in pixels
@@ -66,11 +66,11 @@ def test_toled_slit_grid_has_side_lobes_along_both_axes(toled_psf):
 
 
 def test_poled_is_darker_and_yellower_than_toled():
-    t, p = PRESETS["toled"].nominal_transmittance(), PRESETS["poled"].nominal_transmittance()
+    t, p = PANELS["toled"].nominal_transmittance(), PANELS["poled"].nominal_transmittance()
     assert 0.18 < np.mean(t) < 0.22  # ~20 % (Zhou et al. 2021)
     assert 0.02 < np.mean(p) < 0.035  # ~2.9 %
     assert p[2] < p[1] < p[0]  # blue absorbed most: a yellow cast
-    assert PRESETS["toled"].open_fraction == pytest.approx(0.2072, abs=0.002)
+    assert PANELS["toled"].open_fraction == pytest.approx(0.2072, abs=0.002)
 
 
 def test_sampling_keeps_intensity_unaliased():
@@ -95,8 +95,8 @@ def test_bin_to_pixels_and_energy_radius():
 
 
 def test_energy_crop_and_max_px():
-    small = compute_display_psf(PRESETS["toled"], PsfSettings(energy=0.9, max_px=31))
-    big = compute_display_psf(PRESETS["toled"], PsfSettings(energy=0.995, max_px=31))
+    small = compute_display_psf(PANELS["toled"], PsfSettings(energy=0.9, max_px=31))
+    big = compute_display_psf(PANELS["toled"], PsfSettings(energy=0.995, max_px=31))
     assert small.shape[-1] < big.shape[-1] <= 31
     np.testing.assert_allclose(small.sum(axis=(1, 2)), 1.0, atol=1e-5)
 
@@ -108,7 +108,7 @@ def test_psf_is_cached_on_disk(monkeypatch, toled_psf):
         raise AssertionError("recomputed instead of read from the cache")
 
     monkeypatch.setattr(psf_mod, "compute_display_psf", boom)
-    again = display_psf(PRESETS["toled"])
+    again = display_psf(PANELS["toled"])
     np.testing.assert_array_equal(again, toled_psf)
 
 
@@ -116,20 +116,20 @@ def test_display_mask_png(tmp_path):
     """A fully open cell is no display: the PSF is the lens's own, nearly a single pixel."""
     png = tmp_path / "open.png"
     write_image(png, np.full((16, 16, 3), 255, np.uint8))
-    d = load_display_mask(png, PRESETS["toled"])
+    d = load_display_mask(png, PANELS["toled"])
     assert d.open_fraction == 1.0 and d.mask_sha256
     k = compute_display_psf(d, PsfSettings(max_px=15))
     assert k[:, k.shape[1] // 2, k.shape[2] // 2].min() > 0.9
     # The T-OLED cell drawn as a PNG gives the preset's PSF.
-    cell = (PRESETS["toled"].cell_bitmap() * 255).astype(np.uint8)
+    cell = (PANELS["toled"].cell_bitmap() * 255).astype(np.uint8)
     write_image(tmp_path / "toled.png", np.repeat(cell[:, :, None], 3, axis=2))
-    dm = load_display_mask(tmp_path / "toled.png", PRESETS["toled"])
+    dm = load_display_mask(tmp_path / "toled.png", PANELS["toled"])
     s = PsfSettings(max_px=15, energy=1.0)
-    np.testing.assert_allclose(compute_display_psf(dm, s), compute_display_psf(PRESETS["toled"], s), atol=1e-6)
+    np.testing.assert_allclose(compute_display_psf(dm, s), compute_display_psf(PANELS["toled"], s), atol=1e-6)
     black = tmp_path / "black.png"
     write_image(black, np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(ConfigError, match="--display-mask"):
-        load_display_mask(black, PRESETS["toled"])
+        load_display_mask(black, PANELS["toled"])
 
 
 def test_measured_psf_file(tmp_path):
@@ -155,8 +155,8 @@ def test_semi_transparent_closed_areas_strengthen_the_core():
     from dataclasses import replace
 
     s = PsfSettings(max_px=31, energy=1.0)
-    base = compute_display_psf(PRESETS["toled"], s)
-    semi_d = replace(PRESETS["toled"], opaque_transmittance=0.1)
+    base = compute_display_psf(PANELS["toled"], s)
+    semi_d = replace(PANELS["toled"], opaque_transmittance=0.1)
     semi = compute_display_psf(semi_d, s)
     m = 15
     assert semi[1, m, m] > 2 * base[1, m, m]

@@ -62,6 +62,11 @@ class LowLight(Degradation):
         return {"kind": self.kind, "version": VERSION, "preset": self.preset,
                 "ranges": ranges, "settings": dict(self.settings)}
 
+    def preset_settings(self) -> dict[str, Any]:
+        """Ranges and settings as a preset file holds them (reproduces this simulator)."""
+        d = self.describe()
+        return {**d["ranges"], **d["settings"]}
+
     def param_names(self) -> list[str]:
         return [n for n in PARAMS if self.ranges[n] is not None]
 
@@ -161,21 +166,56 @@ def _rounded(v: float, digits: int | None, lo: float, hi: float) -> float:
     return min(max(v, lo), hi)
 
 
+def preset_entries(preset: str) -> tuple[str, dict[str, Any], dict[str, float]]:
+    """``(name, ranges, settings)`` of a preset: a Python preset of :data:`~.presets.PRESETS`
+    (the v1 presets), a shipped preset file (``degrade/lowlight/presets/<name>.json``: the
+    calibrated ``lldif`` and ``realistic``) or a path to a preset ``.json`` file."""
+    settings = {name: default for name, (default, _) in SETTINGS.items()}
+    if preset in PRESETS:
+        return preset, dict(PRESETS[preset]), settings
+    from ..presetfile import load_preset
+
+    data = load_preset("lowlight", preset, flag="--preset")
+    ranges, file_settings = parse_preset_settings(data["settings"], data["path"])
+    return data["name"], ranges, {**settings, **file_settings}
+
+
+def parse_preset_settings(entries: dict[str, Any], where: str = "preset") -> tuple[dict[str, Any], dict[str, float]]:
+    """A preset file's ``settings`` object -> ``(ranges, settings)``: every per-image parameter
+    (absent ones off) and the operation settings it gives. Unknown keys raise, naming ``where``."""
+    ranges: dict[str, Any] = {name: None for name in PARAMS}
+    settings: dict[str, float] = {}
+    for key, value in entries.items():
+        if key in SETTINGS:
+            settings[key] = parse_setting(key, value)
+        elif key in PARAMS:
+            ranges[key] = parse_range(key, tuple(value) if isinstance(value, list) else value)
+        else:
+            raise ConfigError(f"{where}: unknown parameter or setting {key!r}; known: "
+                              f"{', '.join(list(PARAMS) + list(SETTINGS))}", flag="--preset")
+    return ranges, settings
+
+
+def lowlight_from_settings(name: str, entries: dict[str, Any]) -> LowLight:
+    """A :class:`LowLight` from a preset file's ``settings`` object (e.g. a fit in progress)."""
+    ranges, settings = parse_preset_settings(entries, name)
+    defaults = {k: default for k, (default, _) in SETTINGS.items()}
+    return LowLight(name, ranges, {**defaults, **settings})
+
+
 def make_lowlight(preset: str = "lldif", **overrides: Any) -> LowLight:
-    """A :class:`LowLight` from a named preset, with ranges or settings overridden.
+    """A :class:`LowLight` from a named preset (or a preset ``.json`` file), with ranges or
+    settings overridden.
 
     Overrides: a per-image parameter (``exposure_ev=(-4, -3)``, ``"lo:hi[:scale]"``, a number
     for a fixed value, ``None``/``"off"`` to switch an optional step off, ``"brooks"`` for
     ``read_noise``) or a setting (``pivot=0.45``). Unknown names and impossible values raise
     :class:`~fercore.errors.ConfigError` naming them.
     """
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}", flag="preset")
-    ranges = dict(PRESETS[preset])
-    settings = {name: default for name, (default, _) in SETTINGS.items()}
-    for name, value in overrides.items():
-        if name in SETTINGS:
-            settings[name] = parse_setting(name, value)
+    name, ranges, settings = preset_entries(preset)
+    for key, value in overrides.items():
+        if key in SETTINGS:
+            settings[key] = parse_setting(key, value)
         else:
-            ranges[name] = parse_range(name, value)  # raises on unknown names
-    return LowLight(preset, ranges, settings)
+            ranges[key] = parse_range(key, value)  # raises on unknown names
+    return LowLight(name, ranges, settings)

@@ -5,13 +5,17 @@ A preset maps every per-image parameter to a :class:`Range` (drawn per image), t
 ``None`` (the step is off). Parameters are drawn independently, each image from its own
 generator seeded by (run seed, image id).
 
-``lldif`` (paper-faithful): exposure, white balance, highlights and shadows only -- the four
-Lightroom controls the LLDif paper names. The paper published no slider values; these ranges
-were chosen by rendering the sample set and comparing with the paper's Fig. 1 description
-(a shadowed face, details obscured, the histogram crowded at the dark end). See
-``docs/lowlight.md`` for the pictures, histograms and measured luminance.
+The calibrated presets ``lldif`` and ``realistic`` are data files, ``presets/<name>.json``
+(fitted to real low/normal-light pairs by ``fer-degrade calibrate --fit``; see
+``docs/calibration.md``). The Python presets here are the first versions, kept under new names
+so sets built with them can be rebuilt byte for byte:
 
-``realistic``: ``lldif`` plus amplified sensor noise and JPEG re-compression.
+``lldif-v1`` (paper-faithful): exposure, white balance, highlights and shadows only -- the four
+Lightroom controls the LLDif paper names -- with ranges chosen by eye from the paper's Fig. 1
+description (a shadowed face, details obscured). It darkens by a median factor of ~4, about
+half as much as real low-light captures.
+
+``realistic-v1``: ``lldif-v1`` plus amplified sensor noise and JPEG re-compression.
 """
 
 from __future__ import annotations
@@ -98,7 +102,7 @@ _OFF: dict[str, Any] = {"contrast": None, "whites": None, "blacks": None,
 
 #: The presets (data). Values: Range, "brooks" (read_noise only) or None (off).
 PRESETS: dict[str, dict[str, Any]] = {
-    "lldif": {
+    "lldif-v1": {
         "exposure_ev": Range(-3.5, -2.0),
         "temperature_k": Range(4500.0, 9000.0, "mired"),
         "tint": Range(-15.0, 15.0),
@@ -107,8 +111,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         **_OFF,
     },
 }
-PRESETS["realistic"] = {
-    **PRESETS["lldif"],
+PRESETS["realistic-v1"] = {
+    **PRESETS["lldif-v1"],
     "camera_gain": Range(1.0, 8.0, "log"),
     "shot_noise": Range(1e-4, 2e-3, "log"),
     "read_noise": "brooks",

@@ -3,7 +3,8 @@
 One file per idea:
 
 * :mod:`~degrade.udc.optics` -- Fraunhofer diffraction: pupil -> PSF, sampling, MTF.
-* :mod:`~degrade.udc.displays` -- display presets (``toled``, ``poled``) and PNG masks.
+* :mod:`~degrade.udc.displays` -- panels (``toled``, ``poled`` cells and materials) and PNG masks.
+* ``presets/*.json`` -- the UDC presets as data (calibrated ``toled``, ``poled``; v0.1 ``*-binary``).
 * :mod:`~degrade.udc.psf` -- the RGB PSF in image pixels: computed and cached, or measured.
 * :mod:`~degrade.udc.ops` -- the image-formation stages as pure batched torch functions.
 * :mod:`~degrade.udc.degradation` -- :class:`UDC` (a :class:`~degrade.base.Degradation`),
@@ -20,7 +21,7 @@ import importlib
 
 _EXPORTS = {
     "make_udc": "degradation", "UDC": "degradation", "UDCSettings": "degradation",
-    "PRESET_RANGES": "degradation", "PRESETS": "displays", "Display": "displays",
+    "FALLBACKS": "degradation", "PANELS": "displays", "Display": "displays",
     "UDCAugment": "augment",
 }
 

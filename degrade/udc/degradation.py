@@ -41,54 +41,81 @@ from fercore.errors import ConfigError
 from ..base import Degradation
 from ..settings import check_keys
 from . import ops
-from .displays import PRESETS, Display, get_display, load_display_mask
-from .psf import PsfSettings, display_psf, load_psf_file, psf_summary
+from .displays import PANELS, Display, get_display, load_display_mask
+from .psf import PsfSettings, add_scatter, display_psf, load_psf_file, psf_summary
 
 #: Bump when the pipeline's maths change (recorded in run records).
 UDC_VERSION = 1
 
-#: Preset-specific default ranges (see the module docstring).
-PRESET_RANGES: dict[str, dict[str, tuple[float, float]]] = {
-    "toled": {"photons": (1500.0, 50000.0), "exposure": (0.60, 0.95)},
-    "poled": {"photons": (10000.0, 200000.0), "exposure": (0.45, 0.85)},
+#: Values of the preset-dependent settings when neither the user nor the preset sets them.
+FALLBACKS: dict[str, Any] = {
+    "spectral": "peak", "spectral_samples": 5, "psf_energy": 0.98, "psf_max_px": 63, "reference_px": 0.0,
+    "scatter": 0.0, "scatter_px": 10.0, "transmittance_scale": (0.85, 1.15), "transmittance_jitter": 0.05,
+    "photons": (1500.0, 50000.0), "exposure": (0.60, 0.95), "read_noise_e": 4.87, "full_well_e": 15506.0,
 }
+#: Settings a preset file may set (everything but the per-run choices).
+PRESET_KEYS = ("panel", "pitch_um", "pixel_um", "aperture_mm", "focal_mm", "material_transmittance",
+               "opaque_transmittance", "spectral", "spectral_samples", "psf_energy", "psf_max_px",
+               "reference_px", "scatter", "scatter_px", "transmittance_scale", "transmittance_jitter",
+               "photons", "exposure", "read_noise_e", "full_well_e")
 
 
 @dataclass(frozen=True)
 class UDCSettings:
     """Every setting of the UDC simulator (``--set KEY=VALUE`` on the command line).
 
-    Display and optics (``None`` = the preset's value):
-        display: preset, ``toled`` or ``poled``.
+    ``None`` means "the preset's value" (and, where the preset is silent, :data:`FALLBACKS`);
+    :meth:`resolved` fills them in.
+
+    Preset:
+        display: a shipped preset (``toled``, ``poled``: calibrated against real captures;
+            ``toled-binary``, ``poled-binary``: the v0.1 presets) or a preset ``.json`` file
+            (``fer-degrade calibrate --write-preset``).
+        panel: the panel's cell geometry and material, ``toled`` or ``poled`` (see
+            :mod:`~degrade.udc.displays`).
+    Display and optics:
         display_mask: PNG of one unit cell of another panel (white = open); lens and
-            material from ``display``.
-        pitch_um, pixel_um, aperture_mm, focal_mm: cell pitch, sensor size of one image pixel,
-            lens aperture diameter and focal length.
+            material from ``panel``.
+        pitch_um, pixel_um, aperture_mm, focal_mm: cell pitch, sensor size of one image pixel
+            (of a face ``reference_px`` wide), lens aperture diameter and focal length.
         material_transmittance: R, G, B transmittance of the panel's open areas' material.
         opaque_transmittance: intensity transmittance of the cell's closed areas (0 = opaque;
             a transparent OLED's emitters let some light through).
-        psf: measured PSF (``H x W x 3`` ``.npy``) used instead of the computed one;
-            ``psf_scale`` resizes it to the images' scale.
-        spectral, spectral_samples, psf_energy, psf_max_px: see :class:`~degrade.udc.psf.PsfSettings`.
-        border: ``reflect`` | ``replicate`` | ``zeros``: the scene beyond the frame.
-        fft_backend: ``auto`` (OpenCV's DFT for the exact 8-bit path on the CPU, ``torch.fft``
-            otherwise), ``torch`` or ``opencv``. Backends agree to ~1e-6 in linear light,
-            which can flip a rare 8-bit code at a rounding tie: use one backend (one device
-            type) for a set that must be byte-identical.
+        psf: measured PSF (``H x W x 3`` ``.npy``) used instead of the computed one (and its
+            scatter: a measured PSF holds the veil already); ``psf_scale`` resizes it to the
+            images' scale (of a face ``reference_px`` wide).
+        spectral, spectral_samples, psf_energy, psf_max_px: see :class:`~degrade.udc.psf.PsfSettings`
+            (``psf_max_px`` at the reference size; it scales with the image).
+    Scale:
+        reference_px: face width (pixels) at which ``pixel_um`` and ``scatter_px`` hold; other
+            sizes get the same degradation relative to the face (the PSF is recomputed for
+            ``pixel_um * reference_px / face_px``). ``0``: fixed in image pixels (v0.1).
+        face_fraction: the face's width as a fraction of the image's shorter side (1 for
+            aligned face crops; ``fer-degrade`` takes each source's documented default).
+    Scatter:
+        scatter: fraction of the light the panel scatters into a wide veil (haze), in [0, 1).
+        scatter_px: the veil's Gaussian sigma in pixels (at the reference size).
     Per-image ranges:
         transmittance_scale: common factor on the nominal transmittance, uniform.
         transmittance_jitter: per-channel relative jitter (+-), uniform.
-        photons: electrons of a white pixel without the panel, log-uniform (``None``: preset).
-        exposure: output / clean brightness, uniform (``None``: preset).
+        photons: electrons of a white pixel without the panel, log-uniform.
+        exposure: output / clean brightness, uniform.
     Sensor:
         noise: ``normal`` (Poisson-Gaussian, shot noise in Gaussian form; default),
             ``poisson`` (exact Poisson shot noise; ~10x slower) or ``none``.
         read_noise_e, full_well_e: read noise (electrons RMS) and full-well capacity.
     Flare (off by default: the LRDif sets were made without it):
         flare, flare_gain (log-uniform range), flare_threshold, flare_blob_px.
+    Backend:
+        border: ``reflect`` | ``replicate`` | ``zeros``: the scene beyond the frame.
+        fft_backend: ``auto`` (OpenCV's DFT for the exact 8-bit path on the CPU, ``torch.fft``
+            otherwise), ``torch`` or ``opencv``. Backends agree to ~1e-6 in linear light,
+            which can flip a rare 8-bit code at a rounding tie: use one backend (one device
+            type) for a set that must be byte-identical.
     """
 
     display: str = "toled"
+    panel: str | None = None
     display_mask: str | None = None
     pitch_um: float | None = None
     pixel_um: float | None = None
@@ -98,29 +125,39 @@ class UDCSettings:
     opaque_transmittance: float | None = None
     psf: str | None = None
     psf_scale: float = 1.0
-    spectral: str = "peak"
-    spectral_samples: int = 5
-    psf_energy: float = 0.98
-    psf_max_px: int = 63
+    spectral: str | None = None
+    spectral_samples: int | None = None
+    psf_energy: float | None = None
+    psf_max_px: int | None = None
+    reference_px: float | None = None
+    face_fraction: float = 1.0
+    scatter: float | None = None
+    scatter_px: float | None = None
     border: str = "reflect"
     fft_backend: str = "auto"
-    transmittance_scale: tuple[float, float] = (0.85, 1.15)
-    transmittance_jitter: float = 0.05
+    transmittance_scale: tuple[float, float] | None = None
+    transmittance_jitter: float | None = None
     photons: tuple[float, float] | None = None
     exposure: tuple[float, float] | None = None
     noise: str = "normal"
-    read_noise_e: float = 4.87
-    full_well_e: float = 15506.0
+    read_noise_e: float | None = None
+    full_well_e: float | None = None
     flare: bool = False
     flare_gain: tuple[float, float] = (8.0, 100.0)
     flare_threshold: float = 0.95
     flare_blob_px: int = 9
 
-    def resolved(self) -> UDCSettings:
-        """Fill the preset-dependent ranges (``photons``, ``exposure``)."""
-        base = PRESET_RANGES.get(self.display, PRESET_RANGES["toled"])
-        return dataclasses.replace(self, photons=self.photons or base["photons"],
-                                   exposure=self.exposure or base["exposure"])
+    def resolved(self, preset: dict[str, Any] | None = None) -> UDCSettings:
+        """Fill every ``None`` from the preset (``display``, or the given preset-file dict),
+        then from :data:`FALLBACKS`."""
+        preset = preset if preset is not None else load_udc_preset(self.display)
+        fill = {k: (tuple(v) if isinstance(v, list) else v) for k, v in preset["settings"].items()
+                if getattr(self, k) is None}
+        out = dataclasses.replace(self, **fill)
+        rest = {k: v for k, v in FALLBACKS.items() if getattr(out, k) is None}
+        if out.panel is None:
+            rest["panel"] = self.display if self.display in PANELS else None
+        return dataclasses.replace(out, **rest)
 
     def validate(self) -> None:
         def rng(name: str, lo_min: float, hi_max: float = math.inf) -> None:
@@ -129,10 +166,14 @@ class UDCSettings:
                 raise ConfigError(f"{name}={v} must be LO:HI with {lo_min} <= LO <= HI <= {hi_max}",
                                   flag=f"--set {name}")
 
+        if self.panel not in PANELS:
+            raise ConfigError(f"panel={self.panel!r}; choose one of {', '.join(PANELS)}", flag="--set panel")
         rng("transmittance_scale", 1e-6)
         rng("photons", 1e-6)
         rng("exposure", 1e-6, 10.0)
         rng("flare_gain", 1.0)
+        if self.psf_energy is None or self.spectral_samples is None:
+            raise ConfigError("psf_energy and spectral_samples must be set", flag="--set")
         if not 0 <= self.transmittance_jitter < 1:
             raise ConfigError("transmittance_jitter must be in [0, 1)", flag="--set transmittance_jitter")
         if self.noise not in ("normal", "poisson", "none"):
@@ -145,10 +186,20 @@ class UDCSettings:
             raise ConfigError("read_noise_e must be >= 0 and full_well_e > 0", flag="--set")
         if not 0 < self.flare_threshold < 1 or self.flare_blob_px < 1 or self.flare_blob_px % 2 == 0:
             raise ConfigError("flare_threshold must be in (0, 1) and flare_blob_px odd", flag="--set")
-        for name in ("pitch_um", "pixel_um", "aperture_mm", "focal_mm"):
+        for name in ("pitch_um", "pixel_um", "aperture_mm", "focal_mm", "scatter_px"):
             v = getattr(self, name)
-            if v is not None and not v > 0:
-                raise ConfigError(f"{name} must be > 0, got {v}", flag=f"--set {name}")
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise ConfigError(f"{name} must be a finite number > 0, got {v}", flag=f"--set {name}")
+        if not (math.isfinite(self.reference_px) and self.reference_px >= 0):
+            raise ConfigError(f"reference_px must be >= 0 (0: PSF fixed in image pixels), got {self.reference_px}",
+                              flag="--set reference_px")
+        if not (math.isfinite(self.face_fraction) and 0 < self.face_fraction <= 4):
+            raise ConfigError(f"face_fraction must be in (0, 4], got {self.face_fraction}",
+                              flag="--set face_fraction")
+        if not (math.isfinite(self.scatter) and 0 <= self.scatter < 1):
+            raise ConfigError(f"scatter must be in [0, 1), got {self.scatter}", flag="--set scatter")
+        if not (math.isfinite(self.psf_scale) and self.psf_scale > 0):
+            raise ConfigError(f"psf scale must be a finite number > 0, got {self.psf_scale}", flag="--psf-scale")
         if self.opaque_transmittance is not None and not 0 <= self.opaque_transmittance < 1:
             raise ConfigError("opaque_transmittance must be in [0, 1)", flag="--set opaque_transmittance")
         mt = self.material_transmittance
@@ -156,17 +207,31 @@ class UDCSettings:
             raise ConfigError("material_transmittance must be three values in (0, 1]",
                               flag="--set material_transmittance")
 
-    def psf_settings(self) -> PsfSettings:
+    def psf_settings(self, max_px: int | None = None) -> PsfSettings:
         return PsfSettings(spectral=self.spectral, spectral_samples=self.spectral_samples,
-                           energy=self.psf_energy, max_px=self.psf_max_px)
+                           energy=self.psf_energy, max_px=max_px or self.psf_max_px)
+
+
+def load_udc_preset(name: str) -> dict[str, Any]:
+    """A UDC preset (shipped name or ``.json`` path), its settings checked against :class:`UDCSettings`."""
+    from ..presetfile import load_preset
+
+    preset = load_preset("udc", name, flag="--display")
+    unknown = sorted(set(preset["settings"]) - set(PRESET_KEYS))
+    if unknown:
+        raise ConfigError(f"{preset['path']}: unknown setting(s) {', '.join(unknown)}; a UDC preset may set "
+                          f"{', '.join(PRESET_KEYS)}", flag="--display")
+    return preset
 
 
 def build_display(s: UDCSettings) -> Display:
-    """The :class:`Display` the settings describe (preset, optional mask, overrides)."""
-    base = get_display(s.display)
+    """The :class:`Display` the settings describe (panel, optional mask, overrides)."""
+    base = get_display(s.panel)
     if s.display_mask:
         base = load_display_mask(s.display_mask, base, pitch_um=s.pitch_um)
-    over: dict[str, Any] = {}
+    over: dict[str, Any] = {"name": s.display if s.display_mask is None else base.name}
+    if _is_path(s.display):
+        over["name"] = os.path.splitext(os.path.basename(s.display))[0]
     for name in ("pitch_um", "pixel_um", "aperture_mm", "focal_mm"):
         if getattr(s, name) is not None:
             over[name] = float(getattr(s, name))
@@ -174,7 +239,18 @@ def build_display(s: UDCSettings) -> Display:
         over["material_transmittance"] = tuple(float(m) for m in s.material_transmittance)
     if s.opaque_transmittance is not None:
         over["opaque_transmittance"] = float(s.opaque_transmittance)
-    return dataclasses.replace(base, **over) if over else base
+    return dataclasses.replace(base, **over)
+
+
+def _is_path(name: str) -> bool:
+    from ..presetfile import is_preset_path
+
+    return is_preset_path(name)
+
+
+def _odd(x: float) -> int:
+    n = max(1, int(math.ceil(x)))
+    return n if n % 2 else n + 1
 
 
 class UDC(Degradation):
@@ -182,24 +258,67 @@ class UDC(Degradation):
 
     kind = "udc"
 
-    def __init__(self, settings: UDCSettings | None = None):
-        s = (settings or UDCSettings()).resolved()
+    def __init__(self, settings: UDCSettings | None = None, preset: dict[str, Any] | None = None):
+        s = (settings or UDCSettings()).resolved(preset)
         s.validate()
         s.psf_settings().validate()
         self.settings = s
         self.display = build_display(s)
+        self._kernels: dict[float, np.ndarray] = {}
+        self._file_psf: np.ndarray | None = None
         if s.psf:
-            kernel = load_psf_file(s.psf, s.psf_settings(), scale=s.psf_scale)
-        else:
-            kernel = display_psf(self.display, s.psf_settings())
-        self.psf_np = kernel
-        self.psf = torch.from_numpy(kernel)
+            self._file_psf = load_psf_file(s.psf, PsfSettings(energy=1.0, max_px=_MAX_FILE_PX), scale=1.0)
+        ref = int(round(s.reference_px)) if s.reference_px else 100
+        self.psf_np = self.kernel_for(ref, ref)  # the PSF at the reference size (records, figures)
+        self.psf = torch.from_numpy(self.psf_np)
         self.nominal = self.display.nominal_transmittance()
         if max(self.nominal) * s.transmittance_scale[1] * (1 + s.transmittance_jitter) > 1:
-            raise ConfigError("transmittance could exceed 1 with these ranges; lower transmittance_scale",
-                              flag="--set transmittance_scale")
+            raise ConfigError("the panel's transmittance could exceed 1 with these ranges: lower "
+                              "transmittance_scale or material_transmittance", flag="--set transmittance_scale")
         self._otf: dict[tuple[int, int, str], Tensor] = {}
-        self._opencv = ops.OpenCVConvolver(kernel, s.border)
+        self._opencv: dict[tuple[int, int], ops.OpenCVConvolver] = {}
+
+    # ------------------------------------------------------------------ PSF per size
+    def scale_for(self, h: int, w: int) -> float:
+        """Image pixels per reference pixel for an ``h x w`` image (1 when the PSF is fixed in
+        image pixels): ``face_fraction * min(h, w) / reference_px``."""
+        s = self.settings
+        if not s.reference_px:
+            return 1.0
+        return s.face_fraction * min(h, w) / s.reference_px
+
+    def kernel_for(self, h: int, w: int) -> np.ndarray:
+        """The ``(3, K, K)`` PSF (diffraction and scatter, each channel summing to 1) that
+        ``h x w`` images get. Cached per scale; the diffraction part also on disk.
+
+        Image pixels of ``pixel_um / scale`` up to :data:`FINE_PIXEL_UM` are computed
+        directly; coarser ones by integrating the PSF computed at :data:`FINE_PIXEL_UM` over
+        the coarser pixels (the same light, binned: far cheaper than a finer pupil grid).
+        """
+        s = self.settings
+        f = round(self.scale_for(h, w), 6)
+        if f not in self._kernels:
+            if self._file_psf is not None:
+                kernel = _rescaled(self._file_psf, s.psf_scale * f, s.psf_settings(_odd(s.psf_max_px * f)))
+            else:
+                pixel = float(f"{self.display.pixel_um / f:.6g}")  # sensor width of one image pixel
+                max_px = _odd(s.psf_max_px * f)  # the same physical extent at every scale
+                if pixel <= FINE_PIXEL_UM or not s.reference_px:
+                    kernel = display_psf(dataclasses.replace(self.display, pixel_um=pixel), s.psf_settings(max_px))
+                else:
+                    fine_px = _odd(min(s.psf_max_px * self.display.pixel_um / FINE_PIXEL_UM, FINE_MAX_PX))
+                    fine = display_psf(dataclasses.replace(self.display, pixel_um=FINE_PIXEL_UM),
+                                       s.psf_settings(fine_px))
+                    kernel = _rescaled(fine, FINE_PIXEL_UM / pixel, s.psf_settings(max_px))
+            if s.scatter > 0 and self._file_psf is None:  # a measured PSF already holds the veil
+                kernel = add_scatter(kernel, s.scatter, s.scatter_px * f)
+            self._kernels[f] = kernel
+        return self._kernels[f]
+
+    def preset_settings(self) -> dict[str, Any]:
+        """The resolved settings a preset file would hold to reproduce this simulator."""
+        return {k: _jsonable(getattr(self.settings, k)) for k in PRESET_KEYS
+                if getattr(self.settings, k) is not None}
 
     # --------------------------------------------------------------- contract
     def describe(self) -> dict[str, Any]:
@@ -268,9 +387,16 @@ class UDC(Degradation):
         """The PSF's transfer function for ``h x w`` images (cached per size and device)."""
         key = (h, w, str(device))
         if key not in self._otf:
-            shape = ops.fft_shape_for(h, w, self.psf.shape[-1])
-            self._otf[key] = ops.psf_otf(self.psf.to(device), shape)
+            kernel = torch.from_numpy(self.kernel_for(h, w))
+            shape = ops.fft_shape_for(h, w, kernel.shape[-1])
+            self._otf[key] = ops.psf_otf(kernel.to(device), shape)
         return self._otf[key]
+
+    def convolver(self, h: int, w: int) -> ops.OpenCVConvolver:
+        """The CPU (OpenCV) convolver for ``h x w`` images (cached per size)."""
+        if (h, w) not in self._opencv:
+            self._opencv[(h, w)] = ops.OpenCVConvolver(self.kernel_for(h, w), self.settings.border)
+        return self._opencv[(h, w)]
 
     def linear(self, x: Tensor, params: dict[str, Tensor], generators: list[torch.Generator], *,
                backend: str = "torch") -> Tensor:
@@ -288,9 +414,10 @@ class UDC(Degradation):
         t = torch.stack([params["trans_r"], params["trans_g"], params["trans_b"]], dim=1)
         x = ops.attenuate(x, t)
         if backend == "opencv":
-            x = self._opencv(x)
+            x = self.convolver(h, w)(x)
         else:
-            x = ops.psf_convolve(x, self.psf, border=s.border, otf=self.otf(h, w, x.device))
+            kernel = self.otf(h, w, x.device)
+            x = ops.psf_convolve(x, torch.from_numpy(self.kernel_for(h, w)), border=s.border, otf=kernel)
         if s.noise == "normal":
             z = ops.standard_normal(generators, (3, h, w), x.device)
             x = ops.sensor_noise(x, params["photons"], z, read_noise_e=s.read_noise_e, full_well_e=s.full_well_e)
@@ -317,6 +444,28 @@ def make_udc(display: str = "toled", **settings: Any) -> UDC:
     ``settings`` are :class:`UDCSettings` fields; an unknown one raises a clear error.
     """
     check_keys(settings, UDCSettings, "udc")
-    if display not in PRESETS:
-        get_display(display)  # raises the standard error
     return UDC(UDCSettings(display=display, **settings))
+
+
+def udc_from_settings(name: str, settings: dict[str, Any], **overrides: Any) -> UDC:
+    """A :class:`UDC` from a preset file's ``settings`` object held in memory (e.g. a fit)."""
+    check_keys(overrides, UDCSettings, "udc")
+    unknown = sorted(set(settings) - set(PRESET_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown UDC preset setting(s) {', '.join(unknown)}", flag="--display")
+    return UDC(UDCSettings(display=name, **overrides), preset={"name": name, "settings": settings})
+
+
+#: Sensor pixel (um) at which PSFs for coarser image pixels are computed, then integrated.
+FINE_PIXEL_UM = 8.0
+#: Largest side (px at FINE_PIXEL_UM) of that fine PSF: 0.5 mm on the sensor (as v0.1 kept).
+FINE_MAX_PX = 63
+#: Largest side (px) a measured PSF file keeps before it is rescaled to an image's scale.
+_MAX_FILE_PX = 1023
+
+
+def _rescaled(kernel: np.ndarray, scale: float, settings: PsfSettings) -> np.ndarray:
+    """A ``(3, K, K)`` measured kernel resized by ``scale`` (area), cropped and normalised."""
+    from .psf import finish_kernel, resize_kernel
+
+    return finish_kernel(resize_kernel(kernel, scale), settings)

@@ -1,4 +1,4 @@
-"""Display presets: one unit cell of the panel's opening pattern + the camera behind it.
+"""Panels: one unit cell of the panel's opening pattern + the camera behind it.
 
 A :class:`Display` holds everything the PSF depends on: the unit cell (a bitmap of intensity
 transmittance, 1 = open, tiled with ``pitch_um``), the lens aperture and focal length, the size
@@ -6,7 +6,8 @@ of one *image* pixel on the sensor (``pixel_um``) and the panel material's trans
 colour channel. The cell comes from a preset (drawn from a few rectangles or discs) or from a
 user's PNG (``--display-mask``).
 
-Presets (parameters from the literature; the panels themselves were not re-measured):
+Panels (geometry and material from the literature; the UDC presets in ``presets/*.json`` add
+the fitted optics, scatter, exposure and noise on top of them):
 
 ``toled``
     Transparent OLED, modelled on the 4K T-OLED of Zhou et al. (CVPR 2021) in the 150-DPI
@@ -124,7 +125,7 @@ class Display:
         return fn
 
 
-PRESETS: dict[str, Display] = {
+PANELS: dict[str, Display] = {
     "toled": Display(
         name="toled", pitch_um=168.0, cell="slit_grid",
         cell_params=(("vertical_slit", 0.13), ("horizontal_slit", 0.09)),
@@ -162,7 +163,7 @@ def load_display_mask(path: str | Path, base: Display, *, pitch_um: float | None
 
 def get_display(name: str) -> Display:
     try:
-        return PRESETS[name]
+        return PANELS[name]
     except KeyError:
-        raise ConfigError(f"unknown display {name!r}; choose one of {', '.join(PRESETS)} "
-                          "or pass --display-mask PNG", flag="--display") from None
+        raise ConfigError(f"unknown panel {name!r}; choose one of {', '.join(PANELS)} "
+                          "or pass --display-mask PNG", flag="--set panel") from None

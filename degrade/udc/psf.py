@@ -168,6 +168,71 @@ def load_psf_file(path: str | Path, settings: PsfSettings = PsfSettings(), *, sc
     return finish_kernel(sq.transpose(2, 0, 1), settings)
 
 
+def _box_matrix(k: int, scale: float) -> np.ndarray:
+    """``(n, k)`` weights that integrate ``k`` centred unit pixels into ``n`` (odd) pixels of
+    width ``1 / scale``, centre on centre: exact area resampling of a piecewise-constant kernel."""
+    n = max(1, int(np.ceil(k * scale)))
+    n += 1 - n % 2
+    j = np.arange(k) - k // 2                  # fine pixel j spans [j - 0.5, j + 0.5]
+    i = np.arange(n) - n // 2                  # output pixel i spans [(i - 0.5) / s, (i + 0.5) / s]
+    lo = np.maximum((i[:, None] - 0.5) / scale, j[None, :] - 0.5)
+    hi = np.minimum((i[:, None] + 0.5) / scale, j[None, :] + 0.5)
+    return np.clip(hi - lo, 0.0, None)
+
+
+def resize_kernel(kernel: np.ndarray, scale: float) -> np.ndarray:
+    """Resample a centred ``(C, K, K)`` kernel to pixels ``1 / scale`` times as wide (exact box
+    integration; ``scale < 1`` makes it smaller). The optical axis stays the centre of the
+    centre pixel; the side becomes the odd ``n >= K * scale``. Normalise afterwards."""
+    if scale == 1.0:
+        return kernel
+    m = _box_matrix(kernel.shape[-1], scale)
+    return np.einsum("ik,ckl,jl->cij", m, kernel.astype(np.float64), m)
+
+
+def gaussian_kernel(sigma_px: float) -> np.ndarray:
+    """A centred 2-D Gaussian of standard deviation ``sigma_px`` on an odd support of
+    ``2 ceil(3 sigma) + 1`` pixels, integrated over each pixel and summing to 1."""
+    from scipy.special import erf
+
+    r = max(1, int(np.ceil(3.0 * sigma_px)))
+    edges = np.arange(-r, r + 2) - 0.5
+    cdf = 0.5 * (1.0 + erf(edges / (np.sqrt(2.0) * sigma_px)))
+    g1 = np.diff(cdf)
+    g = np.outer(g1, g1)
+    return g / g.sum()
+
+
+def add_scatter(kernel: np.ndarray, fraction: float, sigma_px: float) -> np.ndarray:
+    """Mix a wide veil into a PSF: ``(1 - fraction) * kernel + fraction * G_sigma``.
+
+    The panel's layers scatter part of the light forward over a wide angle (the haze of
+    P-OLED captures, veiling glare). Both parts sum to 1 per channel, so the mixture does too:
+    scatter moves energy, it neither adds nor removes any.
+
+    Args:
+        kernel: ``(3, K, K)`` float PSF, ``K`` odd, each channel summing to 1.
+        fraction: share of the light in the veil, in [0, 1).
+        sigma_px: the veil's Gaussian standard deviation in pixels (> 0).
+
+    Returns:
+        ``(3, K', K')`` float32 kernel, ``K' = max(K, 2 ceil(3 sigma) + 1)``.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"scatter fraction must be in [0, 1), got {fraction}")
+    if not sigma_px > 0:
+        raise ValueError(f"scatter sigma must be > 0 px, got {sigma_px}")
+    g = gaussian_kernel(sigma_px)
+    k, kg = kernel.shape[-1], g.shape[-1]
+    side = max(k, kg)
+    out = np.zeros((kernel.shape[0], side, side))
+    o = (side - k) // 2
+    out[:, o:o + k, o:o + k] = (1.0 - fraction) * (kernel / kernel.sum(axis=(1, 2), keepdims=True))
+    o = (side - kg) // 2
+    out[:, o:o + kg, o:o + kg] += fraction * g
+    return np.ascontiguousarray(out / out.sum(axis=(1, 2), keepdims=True), dtype=np.float32)
+
+
 def psf_summary(kernel: np.ndarray) -> dict[str, Any]:
     """Size, centre-pixel energy and RMS radius (px) per channel, for records and printing."""
     k = kernel.shape[-1]

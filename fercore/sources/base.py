@@ -162,6 +162,8 @@ class Source(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     options: ClassVar[dict[str, Option]] = {}
+    #: The face's width as a fraction of the image's shorter side (UDC blur scales with it).
+    face_fraction: ClassVar[float] = 1.0
 
     def __init__(self, root: str | Path | None = None, **options: Any):
         unknown = sorted(set(options) - set(self.options))

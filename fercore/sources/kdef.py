@@ -24,6 +24,7 @@ class KDEF(Source):
     name = "kdef"
     description = "KDEF (70 people x 7 expressions x 5 angles x 2 sessions; 56/14-person split)"
     options = {"frontal": Option(False, "keep only the straight (frontal) view")}
+    face_fraction = 0.5  # 562 x 762 portraits: a frontal face spans about half the width
 
     def __init__(self, root=None, **options):
         self.manifest = load_manifest("kdef")
