@@ -39,6 +39,7 @@ import torch
 from fercore.atomic import atomic_open, atomic_write_text
 from fercore.errors import ConfigError, DataError
 from fercore.manifest import write_manifest
+from fercore.safeload import torch_load
 from fercore.seeding import derive_seed, numpy_rng, seed_everything, torch_generator
 
 from .augment import AugmentConfig, Augmenter, stack_params
@@ -371,11 +372,11 @@ class JobRunner:
         ckpt_path = d / "checkpoint.pt"
         ckpt = None
         if ckpt_path.is_file():
-            try:
-                ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-            except Exception as exc:  # noqa: BLE001 -- a torn file cannot happen (atomic), but say so
-                raise DataError(f"cannot read checkpoint ({exc}); delete it to restart the job", ckpt_path) from None
-            if ckpt.get("config_hash") != self.hash:
+            try:  # never runs code from the file: a planted checkpoint.pt is refused, not executed
+                ckpt = torch_load(ckpt_path, what="checkpoint")
+            except DataError as exc:
+                raise DataError(f"{str(exc).split(': ', 1)[-1]}; delete it to restart the job", ckpt_path) from None
+            if not isinstance(ckpt, dict) or ckpt.get("config_hash") != self.hash:
                 ckpt = None
         num_classes = len(job.dataset.classes)
         seed_everything(derive_seed(self.seed, "init"))
