@@ -270,10 +270,14 @@ def lowlight(rebuild: RebuildOptions, preset: str, set_pairs: tuple[str, ...], d
 @main.command("verify")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="A folder written by a rebuild command.")
 def verify(out: str) -> None:
-    """Re-hash a rebuilt set against its manifest.csv; exit status 1 on any mismatch.
+    """Check a rebuilt set against its records; exit status 1 on any difference.
 
-    Two labs that rebuilt the same set with the same seed hold identical manifests; this
-    confirms the files on disk still match theirs.
+    Checks that run.json says the set is complete; that manifest.csv and the label files have
+    the hashes run.json records (no edited row, label, class or parameter, no deleted row); that
+    every image lies inside the folder and has its sha256; that the copy's label files give the
+    manifest's labels; and that no other file is there. Reads nothing outside the folder.
+    Two labs that rebuilt the same set with the same seed hold identical manifests
+    (compare `manifest_sha256` in run.json); this confirms the files on disk still match theirs.
 
     Example: `fer-degrade verify --out degraded/udc-toled-sample-seed0`
     """
@@ -285,11 +289,15 @@ def verify(out: str) -> None:
 
     bad = verify_dataset(out)
     if not bad:
-        out_console.print(f"{out}: every image matches manifest.csv")
+        out_console.print(f"{out}: complete; every image matches manifest.csv, and manifest.csv and the label "
+                          "files match run.json", soft_wrap=True)
         return
     for m in bad[:50]:
-        out_console.print(f"{m.problem}: {m.path}" + (f" (expected {m.expected[:12]}..., got {m.actual[:12]}...)"
-                                                      if m.actual else ""))
+        if m.detail:
+            out_console.print(f"{m.problem}: {m.path}: {m.detail}", soft_wrap=True)
+        else:
+            out_console.print(f"{m.problem}: {m.path}" + (f" (expected {m.expected[:12]}..., got {m.actual[:12]}...)"
+                                                          if m.actual else ""), soft_wrap=True)
     out_console.print(f"{len(bad)} mismatch(es)")
     sys.exit(1)
 

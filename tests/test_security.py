@@ -118,3 +118,107 @@ def test_run_refuses_a_planted_checkpoint(tmp_path):
     res = CliRunner().invoke(main, args, catch_exceptions=False)
     assert res.exit_code == 1 and "refused" in " ".join(res.output.split()), res.output
     assert not marker.exists() and not list((tmp_path / "runs").glob("*/*/seed0/result.json"))
+
+
+# ------------------------------------------------------------- 2. paths from label files
+def _mini_sample(sample_root, dst, n=6):
+    """A sample-layout copy of the first ``n`` test images of the sample set (labels.csv + images)."""
+    import shutil
+
+    lines = (sample_root / "labels.csv").read_text().splitlines()
+    rows = [ln for ln in lines[1:] if ln.split(",")[1] == "test"][:n]
+    for ln in rows:
+        rel = ln.split(",")[4]
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sample_root / rel, dst / rel)
+    (dst / "labels.csv").write_text("\n".join([lines[0], *rows]) + "\n")
+    return dst
+
+
+def _degrade(args):
+    from degrade.cli import main
+
+    return CliRunner().invoke(main, args)
+
+
+def test_ferplus_name_that_climbs_out_is_refused(ferplus_tree, tmp_path):
+    from benchmark.cli import main as bench
+
+    votes = ferplus_tree / "fer2013new.csv"
+    lines = votes.read_text().splitlines()
+    usage, name, rest = lines[1].split(",", 2)
+    lines[1] = f"{usage},../../../ESCAPED.png,{rest}"
+    votes.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "a" / "b" / "out"
+    res = _degrade(["lowlight", "--src", "ferplus", "--root", str(ferplus_tree), "--out", str(out), "--workers", "0"])
+    assert res.exit_code == 2 and "line 2" in res.output and "fer0000000.png" in res.output, res.output
+    assert not list(tmp_path.rglob("ESCAPED.png"))
+    chk = CliRunner().invoke(bench, ["data", "check", "--src", "ferplus", "--root", str(ferplus_tree), "--no-images"])
+    assert chk.exit_code == 1 and "ESCAPED" in chk.output
+
+
+def test_sample_labels_with_an_absolute_path_cannot_overwrite_it(sample_root, tmp_path):
+    src = _mini_sample(sample_root, tmp_path / "src")
+    victim = tmp_path / "victim" / "ESCAPED.png"
+    victim.parent.mkdir()
+    first = (src / "labels.csv").read_text().splitlines()[1].split(",")
+    victim.write_bytes((src / first[4]).read_bytes())
+    before = victim.read_bytes()
+    with open(src / "labels.csv", "a") as fh:
+        fh.write(f"p60_fear_9,test,1,fear,{victim}\n")
+    res = _degrade(["lowlight", "--src", "sample", "--root", str(src), "--out", str(tmp_path / "out"), "--workers", "0"])
+    assert res.exit_code == 2 and "line 8" in res.output, res.output
+    assert victim.read_bytes() == before and [p.name for p in victim.parent.iterdir()] == ["ESCAPED.png"]
+
+
+def test_rebuild_refuses_an_output_that_resolves_outside_out(sample_root, tmp_path):
+    from degrade.lowlight import make_lowlight
+    from degrade.rebuild import rebuild_dataset
+    from fercore.sources import get_source
+
+    src = get_source("sample", _mini_sample(sample_root, tmp_path / "src"))
+    elsewhere, out = tmp_path / "elsewhere", tmp_path / "out"
+    elsewhere.mkdir()
+    out.mkdir()
+    (out / "test").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(DataError, match="outside the folder"):
+        rebuild_dataset(make_lowlight("lldif"), src, out, workers=0)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_verify_never_reads_outside_the_set(sample_root, tmp_path):
+    from degrade.lowlight import make_lowlight
+    from degrade.rebuild import rebuild_dataset, verify_dataset
+    from fercore.sources import get_source
+
+    out = tmp_path / "out"
+    rebuild_dataset(make_lowlight("lldif"), get_source("sample", _mini_sample(sample_root, tmp_path / "src")),
+                    out, workers=0)
+    (tmp_path / "secret.png").write_bytes(b"secret")
+    text = (out / "manifest.csv").read_text().splitlines()
+    first = text[1].split(",")
+    first[4] = "../secret.png"
+    (out / "manifest.csv").write_text("\n".join([text[0], ",".join(first), *text[2:]]) + "\n")
+    bad = {(m.path, m.problem) for m in verify_dataset(out, progress=False)}
+    assert ("../secret.png", "outside") in bad and ("manifest.csv", "changed") in bad
+    assert not any(p == "../secret.png" and k in ("changed", "missing") for p, k in bad)
+
+
+# ------------------------------------------------------------------- 3. resume identity
+def test_resume_from_another_root_or_edited_inputs_is_refused(sample_root, tmp_path):
+    import shutil
+
+    a = _mini_sample(sample_root, tmp_path / "rootA")
+    b = tmp_path / "rootB"
+    shutil.copytree(a, b)
+    out = str(tmp_path / "out")
+    common = ["lowlight", "--src", "sample", "--out", out, "--workers", "0"]
+    assert _degrade([*common, "--root", str(a)]).exit_code == 0
+    assert _degrade([*common, "--root", str(a)]).exit_code == 0  # same input: resumes
+    res = _degrade([*common, "--root", str(b)])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 2 and str(a) in text and str(b) in text, res.output
+    img = next((a / "test").rglob("*.png"))
+    img.write_bytes(img.read_bytes() + b"\0")  # an edited source image (a different size)
+    res = _degrade([*common, "--root", str(a)])
+    assert res.exit_code == 2 and "changed" in res.output, res.output

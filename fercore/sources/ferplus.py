@@ -17,6 +17,7 @@ Options (``--src-opt``):
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -152,7 +153,8 @@ class FERPlus(Source):
 
     def _read_votes(self, path: Path, issues: Issues) -> list[tuple[str, str, int | None]]:
         rows: list[tuple[str, str, int | None]] = []
-        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        name_re = re.compile(self.manifest["file_naming"]["image_regex"])
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
             expected = self.manifest["label_encoding"]["columns"]
@@ -164,6 +166,11 @@ class FERPlus(Source):
                     rows.append(("Training", "", None))
                     continue
                 usage, name = row[0].strip(), row[1].strip()
+                if name and not name_re.match(name):
+                    issues.bad_line(path, lineno, ",".join(row), f"Image name must look like fer0000000.png "
+                                    f"({name_re.pattern})")
+                    rows.append(("Training", "", None))
+                    continue
                 if usage not in USAGE_SPLIT:
                     issues.bad_line(path, lineno, ",".join(row), "Usage must be Training, PublicTest or PrivateTest")
                     rows.append(("Training", "", None))
