@@ -4,6 +4,7 @@ outside --out, verify checks everything a set is made of."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 
@@ -222,3 +223,105 @@ def test_resume_from_another_root_or_edited_inputs_is_refused(sample_root, tmp_p
     img.write_bytes(img.read_bytes() + b"\0")  # an edited source image (a different size)
     res = _degrade([*common, "--root", str(a)])
     assert res.exit_code == 2 and "changed" in res.output, res.output
+
+
+# ---------------------------------------------------------------------- 4. verify
+@pytest.fixture
+def built_set(sample_root, tmp_path):
+    from degrade.lowlight import make_lowlight
+    from degrade.rebuild import rebuild_dataset
+    from fercore.sources import get_source
+
+    out = tmp_path / "set"
+    rebuild_dataset(make_lowlight("lldif"), get_source("sample", _mini_sample(sample_root, tmp_path / "src")),
+                    out, workers=0)
+    return out
+
+
+def _problems(out):
+    from degrade.rebuild import verify_dataset
+
+    return sorted({(m.path, m.problem) for m in verify_dataset(out, progress=False)})
+
+
+def _edit_row(out, index, column, value):
+    lines = (out / "manifest.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[index].split(",")
+    cells[header.index(column)] = value
+    lines[index] = ",".join(cells)
+    (out / "manifest.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_verify_checks_manifest_labels_extra_files_and_completeness(built_set):
+    import shutil
+
+    assert _problems(built_set) == []
+    cases = {}
+    for name in ("label", "param", "deleted", "extra", "swapped", "incomplete"):
+        cases[name] = built_set.with_name(name)
+        shutil.copytree(built_set, cases[name])
+    _edit_row(cases["label"], 1, "label", "5")
+    _edit_row(cases["param"], 2, "exposure_ev", "-1.0")
+    lines = (cases["deleted"] / "manifest.csv").read_text().splitlines()
+    (cases["deleted"] / "manifest.csv").write_text("\n".join(lines[:-1]) + "\n")
+    (cases["extra"] / "test" / "fear" / "intruder.png").parent.mkdir(parents=True, exist_ok=True)
+    (cases["extra"] / "test" / "fear" / "intruder.png").write_bytes(b"x")
+    labels = (cases["swapped"] / "labels.csv").read_text().splitlines()
+    a, b = labels[1].split(","), labels[-1].split(",")
+    a[2], b[2], a[3], b[3] = b[2], a[2], b[3], a[3]
+    labels[1], labels[-1] = ",".join(a), ",".join(b)
+    (cases["swapped"] / "labels.csv").write_text("\n".join(labels) + "\n")
+    rec = json.loads((cases["incomplete"] / "run.json").read_text())
+    rec["complete"] = False
+    (cases["incomplete"] / "run.json").write_text(json.dumps(rec))
+    found = {k: _problems(v) for k, v in cases.items()}
+    assert ("manifest.csv", "changed") in found["label"] and any(p == "label" for _, p in found["label"])
+    assert found["param"] == [("manifest.csv", "changed")]
+    assert {("manifest.csv", "changed"), ("manifest.csv", "rows")} <= set(found["deleted"])
+    assert found["extra"] == [("test/fear/intruder.png", "extra")]
+    assert ("labels.csv", "changed") in found["swapped"] and any(p in ("label", "labels") for _, p in found["swapped"])
+    assert found["incomplete"] == [("run.json", "incomplete")]
+    res = _degrade(["verify", "--out", str(cases["deleted"])])
+    assert res.exit_code == 1 and "rows: manifest.csv" in res.output
+
+
+# ------------------------------------------------------- 5. training on a half-built copy
+def test_run_refuses_an_incomplete_copy_unless_asked(sample_root, tmp_path):
+    from benchmark.datasets import DataSettings, resolve_datasets
+    from degrade.lowlight import make_lowlight
+    from degrade.rebuild import rebuild_dataset
+    from fercore.sources import get_source
+
+    out = tmp_path / "half"
+    res = rebuild_dataset(make_lowlight("lldif"), get_source("sample", _mini_sample(sample_root, tmp_path / "src", 12)),
+                          out, workers=0, shard="0/2")
+    assert not res.complete and 0 < len(res.written) < 12
+    with pytest.raises(DataError, match="incomplete.*--allow-unverified-data"):
+        resolve_datasets(["ll-sample"], DataSettings(paths={"ll-sample": str(out)}))
+    (ds,) = resolve_datasets(["ll-sample"], DataSettings(paths={"ll-sample": str(out)}, allow_unverified=True))
+    assert ds.record["verified"] is False and "incomplete: run.json" in ds.record["verify_problems"][0]
+    from benchmark.cli import main
+
+    cli = CliRunner().invoke(main, ["run", "--methods", "cnn", "--datasets", "ll-sample", "--data",
+                                    f"ll-sample={out}", "--out", str(tmp_path / "runs"), "--no-report"])
+    assert cli.exit_code == 2 and "incomplete" in cli.output, cli.output
+
+
+# ---------------------------------------------------------- 6. duplicate ids in data check
+def test_data_check_reports_duplicate_ids(folder_tree, ferplus_tree):
+    from benchmark.cli import main
+    from fercore.imageio import write_image
+
+    img = np.zeros((8, 8, 3), np.uint8)
+    write_image(folder_tree / "train" / "Happy" / "img0.jpg", img)  # img0.png is there too
+    res = CliRunner().invoke(main, ["data", "check", "--src", "folder", "--root", str(folder_tree), "--no-images"])
+    assert res.exit_code == 1 and "duplicate ids ['train/Happy/img0']" in res.output, res.output
+    votes = ferplus_tree / "fer2013new.csv"
+    lines = votes.read_text().splitlines()
+    first, second = lines[1].split(","), lines[2].split(",")
+    second[1] = first[1]  # the first image's name listed twice
+    lines[2] = ",".join(second)
+    votes.write_text("\n".join(lines) + "\n")
+    res = CliRunner().invoke(main, ["data", "check", "--src", "ferplus", "--root", str(ferplus_tree), "--no-images"])
+    assert res.exit_code == 1 and "duplicate" in res.output, res.output
