@@ -26,6 +26,7 @@ checkpoint and continues to the same bits as an uninterrupted run on the same de
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -37,7 +38,7 @@ import numpy as np
 import torch
 
 from fercore.atomic import atomic_open, atomic_write_text
-from fercore.errors import ConfigError, DataError
+from fercore.errors import ConfigError, DataError, TrainingError
 from fercore.manifest import write_manifest
 from fercore.safeload import torch_load
 from fercore.seeding import derive_seed, numpy_rng, seed_everything, torch_generator
@@ -428,6 +429,10 @@ class JobRunner:
                 lr = float(optimizer.param_groups[0]["lr"])
                 t0 = time.perf_counter()
                 row = self.train_epoch(model, optimizer, stage, epoch, labels)
+                if not math.isfinite(row["train_loss"]):
+                    raise TrainingError(f"{job.title}: the training loss became {row['train_loss']} in stage "
+                                        f"{stage} epoch {epoch + 1} (overall epoch {total_before[si] + epoch + 1}); "
+                                        "lower the learning rate (--lr) or check the data", flag="--lr")
                 model.end_epoch(epoch, stage)
                 scheduler.step()
                 average_buffers(model, info.world)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import rich_click as click
 
 from fercore import __version__
 from fercore.cli import FerGroup, source_options
+from fercore.errors import ConfigError
 
 
 @click.group(cls=FerGroup)
@@ -145,6 +147,9 @@ def udc_settings_options(fn):
         from .settings import parse_set
         from .udc import UDCSettings
 
+        for flag, value in (("--pitch-um", pitch_um), ("--pixel-um", pixel_um), ("--psf-scale", psf_scale)):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"must be a positive finite number, got {value}", flag=flag)
         settings = {"display_mask": display_mask, "pitch_um": pitch_um, "pixel_um": pixel_um, "psf": psf_file,
                     "psf_scale": psf_scale, "spectral": spectral, "noise": noise, "flare": flare}
         settings.update(parse_set(set_pairs, UDCSettings))

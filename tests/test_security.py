@@ -101,7 +101,7 @@ def test_convert_untrusted_is_an_explicit_opt_in(tmp_path):
     assert torch.equal(torch_load(dst)["state_dict"]["w"], torch.ones(2))
 
 
-def test_run_refuses_a_planted_checkpoint(tmp_path):
+def test_run_refuses_a_planted_checkpoint(sample_root, tmp_path):
     """A checkpoint.pt planted in a shared runs folder is refused, not resumed (and not run)."""
     from benchmark.cli import main
 
@@ -325,3 +325,283 @@ def test_data_check_reports_duplicate_ids(folder_tree, ferplus_tree):
     votes.write_text("\n".join(lines) + "\n")
     res = CliRunner().invoke(main, ["data", "check", "--src", "ferplus", "--root", str(ferplus_tree), "--no-images"])
     assert res.exit_code == 1 and "duplicate" in res.output, res.output
+
+
+# ------------------------------------------------------------- 7. decompression bombs
+def _bomb_png(path, side=15000):
+    """A valid 1-bit grey PNG of side x side pixels that is only ~30 KB on disk."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row = b"\0" * (1 + (side + 7) // 8)
+    comp = zlib.compressobj(9)
+    body = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path
+
+
+def test_an_over_limit_image_is_a_named_skippable_error(folder_tree, tmp_path):
+    from benchmark.cli import main as bench
+    from degrade.lowlight import make_lowlight
+    from degrade.rebuild import rebuild_dataset
+    from fercore.imageio import MAX_PIXELS
+    from fercore.sources import get_source
+
+    bomb = _bomb_png(folder_tree / "train" / "Happy" / "bomb.png")
+    assert bomb.stat().st_size < 300_000 and MAX_PIXELS == 64_000_000
+    res = CliRunner().invoke(bench, ["data", "check", "--src", "folder", "--root", str(folder_tree)])
+    assert res.exit_code == 1 and "bomb.png: image is too large (225.0 megapixels" in res.output, res.output
+    assert "Traceback" not in res.output
+    out = rebuild_dataset(make_lowlight("lldif"), get_source("folder", folder_tree), tmp_path / "out",
+                          workers=0, on_error="skip")
+    assert [f["id"] for f in out.failed] == ["train/Happy/bomb"] and "megapixels" in out.failed[0]["error"]
+    assert len(out.written) == 16
+
+
+# ------------------------------------------------------- 8. OS and decoding errors
+def test_os_errors_are_one_line_with_exit_2(sample_root, tmp_path, monkeypatch):
+    import errno
+
+    import fercore.atomic as atomic
+
+    real = atomic.os.replace
+
+    def full_disk(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(atomic.os, "replace", full_disk)
+    res = _degrade(["lowlight", "--out", str(tmp_path / "out"), "--limit", "2", "--workers", "0"])
+    monkeypatch.setattr(atomic.os, "replace", real)
+    assert res.exit_code == 2 and "No space left on device" in res.output, res.output
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_binary_files_and_nan_flags_are_one_line_errors(sample_root, tmp_path):
+    from benchmark.cli import main as bench
+
+    out = tmp_path / "set"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"identity": {"source": {"source": "sample"}}}))
+    (out / "manifest.csv").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00binary")
+    res = _degrade(["verify", "--out", str(out)])
+    assert res.exit_code == 2 and "manifest.csv" in res.output and "UTF-8" in res.output, res.output
+    bad = tmp_path / "bin"
+    bad.mkdir()
+    (bad / "labels.csv").write_bytes(b"\xff\xfe\x00\x01binary")
+    res = CliRunner().invoke(bench, ["data", "check", "--src", "sample", "--root", str(bad)])
+    assert res.exit_code in (1, 2) and "labels.csv" in res.output and "Traceback" not in res.output, res.output
+    res = _degrade(["udc", "--psf-scale", "nan", "--out", str(tmp_path / "u"), "--limit", "1"])
+    assert res.exit_code == 2 and "--psf-scale" in res.output, res.output
+    res = _degrade(["lowlight", "--set", "exposure_ev=nan:-2", "--out", str(tmp_path / "l"), "--limit", "1"])
+    assert res.exit_code == 2 and "exposure_ev" in res.output, res.output
+
+
+def test_a_non_numeric_accuracy_in_result_json_is_a_clear_error(tmp_path):
+    from benchmark.cli import main as bench
+
+    job = tmp_path / "runs" / "sample" / "cnn--abc" / "seed0"
+    job.mkdir(parents=True)
+    (job / "result.json").write_text(json.dumps({"dataset": "sample", "label": "cnn", "config_hash": "abc",
+                                                 "seed": 0, "accuracy": "high"}))
+    res = CliRunner().invoke(bench, ["tables", "--runs", str(tmp_path / "runs")])
+    assert res.exit_code == 2 and "result.json" in res.output and "'accuracy'" in res.output, res.output
+
+
+# --------------------------------------------------------------- 9. non-finite loss
+def test_non_finite_lr_is_rejected_and_a_nan_loss_fails_the_job(sample_root, tmp_path, monkeypatch):
+    from benchmark.cli import main as bench
+
+    args = ["run", "--methods", "cnn", "--datasets", "sample", "--epochs", "2", "--no-report", "--seeds", "0",
+            "--input-size", "32", "--limit-train", "56", "--limit-test", "28", "--workers", "0", "--threads", "1",
+            "--out", str(tmp_path / "runs")]
+    for lr in ("inf", "nan"):
+        res = CliRunner().invoke(bench, [*args, "--lr", lr])
+        assert res.exit_code == 2 and "--lr" in res.output, res.output
+    import benchmark.runner as runner
+
+    train_epoch = runner.JobRunner.train_epoch
+
+    def nan_in_epoch_2(self, model, optimizer, stage, epoch, labels):
+        row = train_epoch(self, model, optimizer, stage, epoch, labels)
+        return {**row, "train_loss": float("nan")} if epoch == 1 else row
+
+    monkeypatch.setattr(runner.JobRunner, "train_epoch", nan_in_epoch_2)
+    res = CliRunner().invoke(bench, args)
+    assert res.exit_code == 1 and "epoch 2" in res.output, res.output
+    (run,) = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("sample/*/seed0/run.json")]
+    assert run["status"] == "failed" and "nan" in run["error"]
+    assert not list((tmp_path / "runs").glob("sample/*/seed0/result.json"))
+
+
+# ------------------------------------------------------------------ 10. FERPlus votes
+def test_ferplus_votes_must_be_finite_and_non_negative(ferplus_tree):
+    from fercore.sources import get_source, majority_label
+
+    with pytest.raises(ValueError):
+        majority_label([float("nan")] * 10)
+    with pytest.raises(ValueError):
+        majority_label([10, -3, 0, 0, 0, 0, 0, 0, 0, 0])
+    votes = ferplus_tree / "fer2013new.csv"
+    lines = votes.read_text().splitlines()
+    usage, name, *_ = lines[1].split(",")
+    for bad in (["nan"] * 10, ["inf", *["0"] * 9], ["-5", "9", *["0"] * 8]):
+        votes.write_text("\n".join([lines[0], ",".join([usage, name, *bad]), *lines[2:]]) + "\n")
+        report = get_source("ferplus", ferplus_tree).check(verify_images=False)
+        assert [(ln, reason) for _, ln, _, reason in report.bad_lines] == [(2, "vote counts must be finite numbers >= 0")]
+
+
+# ---------------------------------------------------------------- 11. file modes
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_written_files_honour_the_umask(tmp_path, umask, mode):
+    from fercore.atomic import atomic_write_bytes
+    from fercore.imageio import write_image
+
+    old = os.umask(umask)
+    try:
+        atomic_write_bytes(tmp_path / "a.bin", b"x")
+        write_image(tmp_path / "b.png", np.zeros((4, 4, 3), np.uint8))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.bin").stat().st_mode & 0o777 == mode
+    assert (tmp_path / "b.png").stat().st_mode & 0o777 == mode
+
+
+# ------------------------------------------------------- 12. leftovers of killed processes
+def _dead_pid():
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_a_killed_writes_temporary_is_removed_and_never_verifies(built_set, sample_root, tmp_path):
+    from degrade.lowlight import make_lowlight
+    from degrade.rebuild import rebuild_dataset
+    from fercore.sources import get_source
+
+    img = next((built_set / "test").rglob("*.png"))
+    stale = img.with_name(f".{img.name}.{_dead_pid()}.abcd1234.tmp")
+    stale.write_bytes(b"half an image")
+    live = img.with_name(f".{img.name}.{os.getpid()}.abcd1234.tmp")  # a write in progress: kept
+    live.write_bytes(b"in flight")
+    assert (stale.relative_to(built_set).as_posix(), "extra") in _problems(built_set)
+    rebuild_dataset(make_lowlight("lldif"), get_source("sample", tmp_path / "src"), built_set, workers=0)
+    assert not stale.exists() and live.exists()
+    live.unlink()
+    assert _problems(built_set) == []
+
+
+def test_a_terminated_build_sample_leaves_no_workers_or_temp_folder(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "FER_PROGRESS": "0", "FER_SAMPLE_WORKERS": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "data", "build-sample", "--out",
+                             str(tmp_path / "s"), "--seed", "5"], cwd=root, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children: set[int] = set()
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        children |= {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                     and _ppid(p) == proc.pid}
+        if len(children) >= 2 and list(tmp_path.glob(".s.*.tmp/train")):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None and children, "the build finished before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    time.sleep(0.5)
+    alive = [pid for pid in children if Path(f"/proc/{pid}").exists() and _state(pid) != "Z"]
+    assert alive == [] and list(tmp_path.iterdir()) == []
+
+
+def _ppid(proc_dir):
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return -1
+
+
+def _state(pid):
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+# ---------------------------------------------------------------------- 13. odds and ends
+def test_a_242_byte_name_is_rebuilt(tmp_path):
+    from degrade.lowlight import make_lowlight
+    from degrade.rebuild import rebuild_dataset
+    from fercore.imageio import write_image
+    from fercore.sources import get_source
+
+    name = "a" * 241 + ".png"
+    write_image(tmp_path / "src" / "happy" / name, np.full((8, 8, 3), 90, np.uint8))
+    write_image(tmp_path / "src" / "sad" / "b.png", np.full((8, 8, 3), 90, np.uint8))
+    res = rebuild_dataset(make_lowlight("lldif"), get_source("folder", tmp_path / "src"), tmp_path / "out",
+                          workers=0, on_error="skip")
+    assert res.complete and res.failed == [] and (tmp_path / "out" / "happy" / name).is_file()
+
+
+def test_rafdb_label_file_with_a_bom(rafdb_tree):
+    from fercore.sources import get_source
+
+    lf = rafdb_tree / "basic" / "EmoLabel" / "list_patition_label.txt"
+    lf.write_bytes(b"\xef\xbb\xbf" + lf.read_bytes())
+    src = get_source("rafdb", rafdb_tree)
+    assert src.check(verify_images=False).bad_lines == []
+    first = lf.read_text(encoding="utf-8-sig").split()[0].rsplit(".", 1)[0]
+    assert first in {r.id for r in src.records()}
+
+
+def test_folder_honours_exif_orientation_by_default(tmp_path):
+    from PIL import Image, ImageOps
+
+    from fercore.sources import get_source
+
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, (6, 10, 3), dtype=np.uint8)
+    for orientation in range(1, 9):
+        im = Image.fromarray(arr)
+        exif = im.getexif()
+        exif[0x0112] = orientation
+        (tmp_path / "src" / "happy").mkdir(parents=True, exist_ok=True)
+        im.save(tmp_path / "src" / "happy" / f"o{orientation}.png", exif=exif)
+    src, raw = get_source("folder", tmp_path / "src"), get_source("folder", tmp_path / "src", exif="false")
+    for rec in src.records():
+        with Image.open(rec.path) as im:
+            want = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+        assert np.array_equal(src.load(rec), want), rec.id
+        assert np.array_equal(raw.load(rec), arr)
+    assert src.load(next(r for r in src.records() if r.id.endswith("o6"))).shape == (10, 6, 3)
+
+
+def test_udc_mask_and_psf_file_checks(tmp_path):
+    from fercore.errors import ConfigError
+    from fercore.imageio import write_image
+
+    from degrade.udc import make_udc
+
+    write_image(tmp_path / "wide.png", np.full((16, 32, 3), 255, np.uint8))
+    with pytest.raises(ConfigError, match="--display-mask.*32x16.*square"):
+        make_udc("toled", display_mask=str(tmp_path / "wide.png"))
+    write_image(tmp_path / "white.png", np.full((16, 16, 3), 255, np.uint8))
+    with pytest.raises(ConfigError, match=r"^--display-mask: .*white.png.*less open") as exc:
+        make_udc("toled", display_mask=str(tmp_path / "white.png"))
+    assert "--set transmittance_scale" not in str(exc.value).split(":")[0]
+    psf = np.zeros((5, 5, 3), np.complex128)
+    psf[2, 2] = 1 + 1j
+    np.save(tmp_path / "psf.npy", psf)
+    with pytest.raises(ConfigError, match="--psf.*real numbers.*complex128"):
+        make_udc("toled", psf=str(tmp_path / "psf.npy"))

@@ -17,6 +17,7 @@ Options (``--src-opt``):
 from __future__ import annotations
 
 import csv
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,8 +45,10 @@ def majority_label(votes: Sequence[float]) -> int | None:
     Every count of one vote or less is zeroed (outlier removal); the label is the column with
     the largest count if it holds more than half of the remaining votes (first column on a
     tie), otherwise the image is *unknown*. Images whose winner is ``unknown`` or ``NF``
-    (not a face) are dropped as well.
+    (not a face) are dropped as well. NaN, infinite or negative counts raise ``ValueError``.
     """
+    if any(not math.isfinite(x) or x < 0 for x in votes):
+        raise ValueError(f"vote counts must be finite numbers >= 0, got {list(votes)}")
     v = [0.0 if x <= 1.0 else float(x) for x in votes]
     total = sum(v)
     if total <= 0:
@@ -178,7 +181,9 @@ class FERPlus(Source):
                 try:
                     votes = [float(x) for x in row[2:]]
                 except ValueError:
-                    issues.bad_line(path, lineno, ",".join(row), "vote counts must be numbers")
+                    votes = None
+                if votes is None or not all(math.isfinite(v) and v >= 0 for v in votes):
+                    issues.bad_line(path, lineno, ",".join(row), "vote counts must be finite numbers >= 0")
                     rows.append((usage, "", None))
                     continue
                 rows.append((usage, name, majority_label(votes)))

@@ -63,6 +63,14 @@ class Sample(Source):
                             "`fer-bench data build-sample --out DIR`)", path)
         records: list[Record] = []
         listed: set[str] = set()
+        try:
+            return self._read_labels(path, issues)
+        except UnicodeDecodeError as exc:
+            raise DataError(f"not a UTF-8 CSV ({exc.reason} at byte {exc.start})", path) from None
+
+    def _read_labels(self, path, issues: Issues) -> list[Record]:
+        records: list[Record] = []
+        listed: set[str] = set()
         id_re = re.compile(self.manifest["file_naming"]["regex"])
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
