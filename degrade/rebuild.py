@@ -53,7 +53,7 @@ from fercore.errors import ConfigError, DataError, FerError, ImageReadError
 from fercore.hashing import sha256_bytes, sha256_file
 from fercore.imageio import JPEG_QUALITY, PNG_COMPRESSION, write_image
 from fercore.manifest import HashMismatch, Journal, read_manifest, verify_hashes, write_manifest
-from fercore.paths import inside, relpath_problem
+from fercore.paths import inside
 from fercore.progress import console, make_progress
 from fercore.seeding import parse_shard, shard_of
 from fercore.sources.base import Record, Source
@@ -536,7 +536,8 @@ def verify_dataset(out: str | Path, *, progress: bool = True) -> list[HashMismat
     else:
         images = verify_hashes(out, rows)
     gone = {m.path for m in images if m.problem == "missing"}
-    bad.extend(_label_mismatches(out, record["identity"], [r for r in rows if r["path"] not in gone]))
+    if not any(m.problem == "outside" for m in images + bad):  # a loader would follow such paths out
+        bad.extend(_label_mismatches(out, record["identity"], [r for r in rows if r["path"] not in gone]))
     known = {MANIFEST, RUN_RECORD, "bench-ready.json", *(label_files or {})}
     known.update(r["path"] for r in rows)
     for f in sorted(out.rglob("*")):
@@ -552,8 +553,6 @@ def _label_mismatches(out: Path, ident: dict[str, Any], rows: list[dict[str, str
     from fercore.sources import get_source
 
     src = ident.get("source") or {}
-    if any(relpath_problem(r["path"]) for r in rows):
-        return []  # reported as "outside"; do not let a loader follow such paths
     try:
         recs = get_source(src.get("source"), out, **(src.get("options") or {})).records()
     except FerError as exc:

@@ -363,21 +363,24 @@ def test_an_over_limit_image_is_a_named_skippable_error(folder_tree, tmp_path):
 
 
 # ------------------------------------------------------- 8. OS and decoding errors
-def test_os_errors_are_one_line_with_exit_2(sample_root, tmp_path, monkeypatch):
+@pytest.mark.parametrize("code", ["ENOSPC", "EROFS", "EFBIG", "EACCES"])
+def test_os_errors_are_one_line_with_exit_2(sample_root, tmp_path, monkeypatch, code):
+    """A full or read-only disk, a file too large, no permission: one line naming the file."""
     import errno
 
     import fercore.atomic as atomic
 
     real = atomic.os.replace
+    number = getattr(errno, code)
 
-    def full_disk(src, dst):
-        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+    def failing(src, dst):
+        raise OSError(number, os.strerror(number), str(dst))
 
-    monkeypatch.setattr(atomic.os, "replace", full_disk)
+    monkeypatch.setattr(atomic.os, "replace", failing)
     res = _degrade(["lowlight", "--out", str(tmp_path / "out"), "--limit", "2", "--workers", "0"])
     monkeypatch.setattr(atomic.os, "replace", real)
-    assert res.exit_code == 2 and "No space left on device" in res.output, res.output
-    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
+    assert res.exit_code == 2 and os.strerror(number) in res.output and str(tmp_path / "out") in res.output
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1, res.output
 
 
 def test_binary_files_and_nan_flags_are_one_line_errors(sample_root, tmp_path):
@@ -605,3 +608,13 @@ def test_udc_mask_and_psf_file_checks(tmp_path):
     np.save(tmp_path / "psf.npy", psf)
     with pytest.raises(ConfigError, match="--psf.*real numbers.*complex128"):
         make_udc("toled", psf=str(tmp_path / "psf.npy"))
+
+
+def test_verify_does_not_follow_a_symlink_out_of_the_set(built_set, tmp_path):
+    import shutil
+
+    outside = tmp_path / "outside-labels.csv"
+    shutil.move(built_set / "labels.csv", outside)
+    (built_set / "labels.csv").symlink_to(outside)
+    assert ("labels.csv", "outside") in _problems(built_set)
+    assert not any(k in ("label", "labels") for _, k in _problems(built_set))
