@@ -123,16 +123,21 @@ def torch_load(path: str | Path, *, what: str = "weights file", map_location: An
             with open(path, "rb") as fh:
                 return _RestrictedUnpickler(fh, encoding="latin1").load()
         except Exception as exc:  # noqa: BLE001
-            if _refusal(exc):
+            if _refusal(exc) or not _refusal(first):  # a plain pickle: its own reader's error says more
                 first = exc
     bad = _refusal(first)
     if bad is not None:
         raise DataError(f"{what} holds a Python object ({bad}) that loading would have to run code to "
                         f"rebuild; refused. If you trust where the file comes from, convert it once with "
                         f"`{CONVERT_HINT}` (docs/security.md)", path) from None
-    msg = str(first).splitlines()[0] if str(first) else type(first).__name__
-    raise DataError(f"cannot read {what} ({type(first).__name__}: {msg}); expected a torch checkpoint "
-                    "or a pickled dict of arrays", path) from None
+    m = re.search(r"WeightsUnpickler error: ([^\n]+)", str(first))
+    if m is not None:  # refused by torch's safe unpickler for another reason than a global
+        raise DataError(f"{what} holds data the safe loader does not rebuild ({m.group(1).strip()}); refused. "
+                        f"If you trust where the file comes from, convert it once with `{CONVERT_HINT}` "
+                        "(docs/security.md)", path) from None
+    msg = re.sub(r"\x1b\[[0-9;]*m", "", str(first)).strip().splitlines()
+    raise DataError(f"cannot read {what} ({type(first).__name__}: {msg[0] if msg else ''}); expected a torch "
+                    "checkpoint or a pickled dict of arrays", path) from None
 
 
 def _is_zip(path: Path) -> bool:

@@ -618,3 +618,13 @@ def test_verify_does_not_follow_a_symlink_out_of_the_set(built_set, tmp_path):
     (built_set / "labels.csv").symlink_to(outside)
     assert ("labels.csv", "outside") in _problems(built_set)
     assert not any(k in ("label", "labels") for _, k in _problems(built_set))
+
+
+def test_an_unreadable_weights_file_never_suggests_an_unsafe_load(tmp_path):
+    from fercore.safeload import torch_load
+
+    for name, data in (("junk.pt", b"not a pickle at all"), ("junk.pth", b"PK\x03\x04broken zip")):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(DataError, match=f"{name}: cannot read weights file") as exc:
+            torch_load(tmp_path / name)
+        assert "weights_only" not in str(exc.value)

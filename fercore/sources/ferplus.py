@@ -195,7 +195,7 @@ class FERPlus(Source):
             raise DataError(f"{PIXELS_FILE} (the FER2013 pixels) not found in the FERPlus root; "
                             "or provide the FER2013Train/Valid/Test image folders", path)
         out: list[np.ndarray | None] = []
-        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
             if header is None or [h.strip() for h in header[:3]] != ["emotion", "pixels", "Usage"]:
