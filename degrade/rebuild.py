@@ -16,13 +16,19 @@ loader reads like the original, and makes it exactly reproducible:
   matter.
 * **Records.** ``out/manifest.csv`` has one row per finished image (id, split, label, class,
   path, every sampled parameter, sha256 of the output file), sorted by id; ``out/run.json`` is
-  the run record (toolkit version, the degradation's full description, seed, source, and per
-  shard the command line, counts and any skipped unreadable inputs).
+  the run record (toolkit version, the degradation's full description, seed, source, its root
+  and a hash of the inputs' listing, the sha256 of the manifest and of every label file, and
+  per shard the command line, counts and any skipped unreadable inputs).
+  :func:`verify_dataset` checks a set against it (docs/security.md).
+* **Paths.** Every output path is resolved before anything is written; one that would land
+  outside ``out`` (a ``..`` or absolute name in a label file, a symlink) stops the run.
 * **Resume.** Finished images are appended to a journal (``out/.rebuild/journal-*.jsonl``,
   :class:`fercore.manifest.Journal`) after their file is in place. A re-run skips every
   journalled image whose file still has the journalled hash and redoes the rest, so a killed
   run resumes to byte-identical results. Files are written atomically (temporary file +
-  rename): a kill never leaves half an image.
+  rename): a kill never leaves half an image, and the next run removes the temporaries of
+  killed processes. Resuming from another source root, or after the inputs changed, is
+  refused (both roots named): a set never mixes two inputs.
 * **Shards.** ``shard=(i, n)`` processes the images whose ``blake2b(id) mod n == i``; shards
   may run one after another or at the same time (on other machines, then copy the folders
   together) into one ``out``. Each finishing shard rebuilds ``manifest.csv`` from every

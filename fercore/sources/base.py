@@ -305,9 +305,11 @@ class Source(ABC):
             return report
         report.problems.extend(self._record_problems(recs))
         if verify_images:
+            from ..paths import relpath_problem
+
             for r in track(recs, f"verifying {self.name} images"):
-                if r.pixels is not None:
-                    continue
+                if r.pixels is not None or relpath_problem(r.relpath) is not None:
+                    continue  # an unsafe path is reported above and never opened
                 try:
                     verify_image(r.path)
                 except ImageReadError as exc:
