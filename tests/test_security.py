@@ -473,6 +473,19 @@ def test_written_files_honour_the_umask(tmp_path, umask, mode):
     assert (tmp_path / "b.png").stat().st_mode & 0o777 == mode
 
 
+def test_a_built_sample_set_is_readable_by_the_group(tmp_path):
+    from fercore.sample.build import build_sample
+
+    old = os.umask(0o022)
+    try:
+        root = build_sample(tmp_path / "s", 0, overrides={"people": 2, "train_people": 1,
+                                                         "photos_per_expression": 1})
+    finally:
+        os.umask(old)
+    assert root.stat().st_mode & 0o777 == 0o755
+    assert (root / "sample.json").stat().st_mode & 0o777 == 0o644
+
+
 # ------------------------------------------------------- 12. leftovers of killed processes
 def _dead_pid():
     import subprocess

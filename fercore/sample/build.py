@@ -31,7 +31,7 @@ from pathlib import Path
 
 from data_manifests import load_manifest
 
-from ..atomic import atomic_write_text, remove_stale_temps, temp_prefix
+from ..atomic import atomic_write_text, current_umask, remove_stale_temps, temp_prefix
 from ..classes import BASIC7
 from ..errors import ConfigError
 from ..imageio import encode_image
@@ -116,6 +116,7 @@ def _terminate_cleanly():
 def _build_into(root: Path, seed: int, settings: dict, force: bool) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(root.name), suffix=".tmp", dir=root.parent))
     try:
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide the set from lab-mates
         rows = list(_rows_for(seed, settings))
         labels, meta = [], []
         with closing(_render_all(rows, seed, settings)) as rendered:  # closed (workers stopped) on any exit
