@@ -37,7 +37,10 @@ CONVERT_HINT = "fer-bench weights convert SRC DST --trust-code"
 
 
 def _numpy_globals() -> dict[str, Any]:
-    from numpy._core import multiarray
+    try:
+        from numpy._core import multiarray  # NumPy 2
+    except ImportError:  # pragma: no cover - NumPy 1.x
+        from numpy.core import multiarray
 
     reconstruct, scalar = multiarray._reconstruct, multiarray.scalar
     return {
@@ -58,8 +61,9 @@ def safe_globals() -> dict[str, Any]:
         "argparse.Namespace": argparse.Namespace,
         "collections.OrderedDict": collections.OrderedDict,
     })
-    for name in dir(np.dtypes):  # NumPy 2 dtype classes (Float32DType ...) some pickles name
-        obj = getattr(np.dtypes, name)
+    dtypes = getattr(np, "dtypes", None)
+    for name in dir(dtypes) if dtypes is not None else ():  # dtype classes (Float32DType ...) some pickles name
+        obj = getattr(dtypes, name)
         if isinstance(obj, type) and issubclass(obj, np.dtype):
             out[f"numpy.dtypes.{name}"] = obj
     return out
@@ -75,7 +79,12 @@ def _register() -> None:
         return
     import torch
 
-    torch.serialization.add_safe_globals([(obj, name) for name, obj in safe_globals().items()])
+    add = getattr(torch.serialization, "add_safe_globals", None)
+    if add is not None:  # torch >= 2.4; older torch keeps its built-in allow-list
+        try:
+            add([(obj, name) for name, obj in safe_globals().items()])
+        except (TypeError, ValueError):  # pragma: no cover - torch < 2.6 takes objects, not (obj, name)
+            add(list({id(o): o for o in safe_globals().values()}.values()))
     _registered = True
 
 
