@@ -30,11 +30,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
 from fercore.errors import DataError
-from fercore.safeload import NESTING_KEYS, tensor_state, torch_load  # noqa: F401 -- NESTING_KEYS re-exported
+from fercore.safeload import tensor_state, torch_load
 
 WRAPPER_PREFIXES = ("module.", "features.", "feature.", "backbone.", "base.", "model.", "encoder.", "net.")
 #: ``nn.Sequential(*torchvision_resnet.children())`` index -> attribute name.
