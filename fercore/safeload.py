@@ -25,6 +25,7 @@ import io
 import pickle
 import re
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -197,8 +198,6 @@ def tensor_state(obj: Any, path: str | Path) -> dict[str, Any]:
     an ``nn.Module``, NumPy arrays); :class:`DataError` naming ``path`` when it holds none."""
     import torch
     from torch import nn
-
-    from collections.abc import Mapping
 
     def is_tensor_dict(o: Mapping) -> bool:
         return any(isinstance(v, (torch.Tensor, np.ndarray)) for v in o.values())
