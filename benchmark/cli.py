@@ -128,6 +128,29 @@ def weights_check(path: str, backbone: str | None, method: str | None, preset: s
     sys.exit(1 if report.missing else 0)
 
 
+@weights.command("convert")
+@click.argument("src", type=click.Path(dir_okay=False))
+@click.argument("dst", type=click.Path(dir_okay=False))
+@click.option("--trust-code", is_flag=True,
+              help="Required: loading SRC runs any code inside it, with your permissions.")
+def weights_convert(src: str, dst: str, trust_code: bool) -> None:
+    """Convert a legacy pickle that the safe loader refuses into a plain state dict.
+
+    Every other command reads weights with `torch.load(weights_only=True)`: tensors, arrays and
+    plain containers only, so no code inside a file ever runs. Old checkpoints that pickle
+    whole modules or custom classes are refused there. This command unpickles SRC **with** code
+    execution (only with `--trust-code`: use it only for a file whose origin you trust, never
+    for a file you downloaded from a stranger) and writes its tensors to DST as
+    `{"state_dict": {name: tensor}}`, which the safe loader reads. See docs/security.md.
+
+    Example: `fer-bench weights convert old_model.pth.tar model-tensors.pt --trust-code`
+    """
+    from fercore.safeload import convert_untrusted
+
+    res = convert_untrusted(src, dst, trust_code=trust_code)
+    out_console.print(f"{src} -> {res['dst']}: {res['tensors']} tensors (a plain state dict; safe to load)")
+
+
 def _add_benchmark_commands() -> None:
     """``run``, ``tables``, ``figures`` and ``reproduce`` (benchmark/commands.py)."""
     from .commands import COMMANDS

@@ -49,6 +49,9 @@ def data_options(fn):
                      help="Preset of on-demand low-light copies (make_lowlight(preset=...))."),
         click.option("--degrade-opt", "degrade_opts", multiple=True, metavar="[udc|ll.]KEY=VALUE",
                      help="Extra setting of on-demand copies, repeatable (JSON values)."),
+        click.option("--allow-unverified-data", is_flag=True,
+                     help="Train on a degraded copy given with --data even when it is incomplete, fails "
+                          "`fer-degrade verify`, or was not made by fer-degrade (recorded in run.json)."),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -101,13 +104,13 @@ def exec_options(fn):
 
 
 def _data_settings(root, data_paths, src_opts, degraded_dir, degrade_seed, udc_display, ll_preset,
-                   degrade_opts, device, workers) -> DataSettings:
+                   degrade_opts, device, workers, allow_unverified=False) -> DataSettings:
     return DataSettings(root=root, paths=parse_data_paths(data_paths),
                         src_opts=parse_scoped_options(src_opts, "--src-opt"),
                         degraded_dir=degraded_dir, degrade_seed=degrade_seed, udc_display=udc_display,
                         ll_preset=ll_preset,
                         degrade_opts=parse_scoped_options(degrade_opts, "--degrade-opt", ("udc", "ll"), parse_json=True),
-                        device=_build_device(device), workers=workers)
+                        device=_build_device(device), workers=workers, allow_unverified=allow_unverified)
 
 
 def _build_device(device: str) -> str:
@@ -274,7 +277,8 @@ def _exit_status(done: list[dict[str, Any]]) -> None:
 @data_options
 @exec_options
 def run_cmd(methods, datasets, preset, model_opts, sweeps, root, data_paths, src_opts, degraded_dir, degrade_seed,
-            udc_display, ll_preset, degrade_opts, seeds, out, device, workers, threads, epochs, lr, batch_size,
+            udc_display, ll_preset, degrade_opts, allow_unverified_data, seeds, out, device, workers, threads, epochs,
+            lr, batch_size,
             input_size, recipe_pairs, aug_pairs, eval_every, eval_batch_size, eval_clean, save_features,
             limit_train, limit_test, keep_last_batch, cache_mb, landmark_detect, stop_after_epochs, force, job_shard,
             report, dry_run, dist_timeout_min):
@@ -300,7 +304,7 @@ def run_cmd(methods, datasets, preset, model_opts, sweeps, root, data_paths, src
                              aug_pairs, cache_mb)
         specs = parse_methods(methods, model_opts, sweeps)
         dsettings = _data_settings(root, data_paths, src_opts, degraded_dir, degrade_seed, udc_display, ll_preset,
-                                   degrade_opts, device, workers)
+                                   degrade_opts, device, workers, allow_unverified_data)
         if datasets:
             names = split_list(datasets)
         elif data_paths:
@@ -395,7 +399,8 @@ def figures_cmd(runs, out, t_key, tsne_max, kinds):
 @data_options
 @exec_options
 def reproduce_cmd(target, paper, preset, stand_in, only_available, t_values, t_key, datasets, root, data_paths,
-                  src_opts, degraded_dir, degrade_seed, udc_display, ll_preset, degrade_opts, seeds, out, device,
+                  src_opts, degraded_dir, degrade_seed, udc_display, ll_preset, degrade_opts, allow_unverified_data,
+                  seeds, out, device,
                   workers, threads, epochs, lr, batch_size, input_size, recipe_pairs, aug_pairs, eval_every,
                   eval_batch_size, eval_clean, save_features, limit_train, limit_test, keep_last_batch,
                   cache_mb, landmark_detect, stop_after_epochs, force, job_shard, report, dry_run, dist_timeout_min):
@@ -417,7 +422,7 @@ def reproduce_cmd(target, paper, preset, stand_in, only_available, t_values, t_k
                              limit_train, limit_test, keep_last_batch, landmark_detect, stop_after_epochs, force,
                              aug_pairs, cache_mb)
         dsettings = _data_settings(root, data_paths, src_opts, degraded_dir, degrade_seed, udc_display, ll_preset,
-                                   degrade_opts, device, workers)
+                                   degrade_opts, device, workers, allow_unverified_data)
         overrides = RecipeOverrides.from_cli(epochs, lr, batch_size, input_size, recipe_pairs)
         seed_list = parse_seeds(seeds or "0,1,2")
         jobs, table_keys = reproduce_jobs(target, paper, dsettings, seed_list, overrides, preset,

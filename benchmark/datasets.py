@@ -128,6 +128,8 @@ class DataSettings:
         degrade_opts: extra ``KEY=VALUE`` settings passed to ``make_udc`` / ``make_lowlight``
             (``udc.KEY=VALUE`` / ``ll.KEY=VALUE`` to target one kind).
         device, batch_size, workers: how on-demand copies are built.
+        allow_unverified: ``--allow-unverified-data``: accept a ``--data`` degraded copy that is
+            incomplete, fails verification or has no fer-degrade run record.
     """
 
     root: str | None = None
@@ -141,6 +143,7 @@ class DataSettings:
     device: str = "cpu"
     batch_size: int = 32
     workers: int = 2
+    allow_unverified: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -266,6 +269,27 @@ def _copy_record(root: Path) -> dict[str, Any]:
     return rec
 
 
+def check_copy(name: str, root: Path, allow_unverified: bool) -> dict[str, Any]:
+    """Refuse a ``--data`` degraded copy that is incomplete or fails ``fer-degrade verify``
+    (a half-built copy trains and reports as if it were whole) unless ``allow_unverified``;
+    returns ``{"verified": ...}`` for the run record."""
+    from degrade.rebuild import verify_dataset
+
+    try:
+        bad = verify_dataset(root, progress=False)
+        why = [f"{m.problem}: {m.path}" + (f" ({m.detail})" if m.detail else "") for m in bad]
+    except DataError as exc:
+        why = [str(exc)]
+    if not why:
+        return {"verified": True}
+    if allow_unverified:
+        console.print(f"[yellow]warning:[/] {name}: training on an unverified copy ({why[0]})")
+        return {"verified": False, "verify_problems": why[:20]}
+    more = f" (+{len(why) - 3} more)" if len(why) > 3 else ""
+    raise DataError(f"the copy for {name} is incomplete or fails `fer-degrade verify`: {'; '.join(why[:3])}{more}; "
+                    "finish or rebuild it, or pass --allow-unverified-data to train on it anyway", root)
+
+
 def degraded_cache_dir(settings: DataSettings) -> Path:
     if settings.degraded_dir:
         return Path(settings.degraded_dir).expanduser()
@@ -377,7 +401,7 @@ def resolve_datasets(names: list[str], settings: DataSettings, *, is_writer: boo
             root = Path(settings.paths[p.name]).expanduser()
             if not root.is_dir():
                 raise DataError(f"degraded copy for {p.name} not found (--data {p.name}=...)", root)
-            rec = {"how": "path"}
+            rec = {"how": "path", **check_copy(p.name, root, settings.allow_unverified)}
         else:
             root, rec = build_degraded(p, clean, settings, is_writer=is_writer)
         src = get_source(p.base, root, **source_options_for(p.base, settings))

@@ -34,12 +34,43 @@ def find_results(runs: str | Path) -> list[dict[str, Any]]:
     for p in sorted(runs.glob("*/*/seed*/result.json")):
         try:
             r = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise DataError(f"unreadable result ({exc})", p) from None
+        _check_result(r, p)
         r["run_dir"] = str(p.parent)
         out.append(r)
     out.sort(key=lambda r: (r["dataset"], r["label"], r["config_hash"], int(r["seed"])))
     return out
+
+
+#: Fields of result.json that tables and figures compute with (numbers; ``None`` allowed where
+#: a value may be absent).
+NUMERIC_FIELDS = {"accuracy": False, "best_accuracy": True, "macro_f1": True, "clean_accuracy": True,
+                  "mean_confidence": True, "clean_mean_confidence": True, "train_time_s": True}
+
+
+def _check_result(r: Any, path: Path) -> None:
+    """A result.json must have the fields the tables read, with the right types."""
+    import math
+
+    if not isinstance(r, dict):
+        raise DataError("unreadable result (not a JSON object)", path)
+    for key in ("dataset", "label", "config_hash"):
+        if not isinstance(r.get(key), str):
+            raise DataError(f"unreadable result: {key!r} must be text, got {r.get(key)!r}", path)
+    if isinstance(r.get("seed"), bool) or not isinstance(r.get("seed"), int):
+        raise DataError(f"unreadable result: 'seed' must be an integer, got {r.get('seed')!r}", path)
+    for key, optional in NUMERIC_FIELDS.items():
+        v = r.get(key)
+        if v is None and optional:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise DataError(f"unreadable result: {key!r} must be a finite number, got {v!r}", path)
+    per_class = r.get("per_class_accuracy")
+    if per_class is not None and (not isinstance(per_class, dict) or any(
+            v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v))
+            for v in per_class.values())):
+        raise DataError("unreadable result: 'per_class_accuracy' must map classes to numbers", path)
 
 
 def find_runs(runs: str | Path) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ checkpoint and continues to the same bits as an uninterrupted run on the same de
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -37,8 +38,9 @@ import numpy as np
 import torch
 
 from fercore.atomic import atomic_open, atomic_write_text
-from fercore.errors import ConfigError, DataError
+from fercore.errors import ConfigError, DataError, TrainingError
 from fercore.manifest import write_manifest
+from fercore.safeload import torch_load
 from fercore.seeding import derive_seed, numpy_rng, seed_everything, torch_generator
 
 from .augment import AugmentConfig, Augmenter, stack_params
@@ -371,11 +373,11 @@ class JobRunner:
         ckpt_path = d / "checkpoint.pt"
         ckpt = None
         if ckpt_path.is_file():
-            try:
-                ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-            except Exception as exc:  # noqa: BLE001 -- a torn file cannot happen (atomic), but say so
-                raise DataError(f"cannot read checkpoint ({exc}); delete it to restart the job", ckpt_path) from None
-            if ckpt.get("config_hash") != self.hash:
+            try:  # never runs code from the file: a planted checkpoint.pt is refused, not executed
+                ckpt = torch_load(ckpt_path, what="checkpoint")
+            except DataError as exc:
+                raise DataError(f"{str(exc).split(': ', 1)[-1]}; delete it to restart the job", ckpt_path) from None
+            if not isinstance(ckpt, dict) or ckpt.get("config_hash") != self.hash:
                 ckpt = None
         num_classes = len(job.dataset.classes)
         seed_everything(derive_seed(self.seed, "init"))
@@ -427,6 +429,10 @@ class JobRunner:
                 lr = float(optimizer.param_groups[0]["lr"])
                 t0 = time.perf_counter()
                 row = self.train_epoch(model, optimizer, stage, epoch, labels)
+                if not math.isfinite(row["train_loss"]):
+                    raise TrainingError(f"{job.title}: the training loss became {row['train_loss']} in stage "
+                                        f"{stage} epoch {epoch + 1} (overall epoch {total_before[si] + epoch + 1}); "
+                                        "lower the learning rate (--lr) or check the data", flag="--lr")
                 model.end_epoch(epoch, stage)
                 scheduler.step()
                 average_buffers(model, info.world)

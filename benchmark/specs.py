@@ -22,6 +22,7 @@ import copy
 import hashlib
 import inspect
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,8 +167,8 @@ class RecipeOverrides:
         for name, val in (("epochs", epochs), ("batch_size", batch_size), ("input_size", input_size)):
             if val is not None and val <= 0:
                 raise ConfigError(f"must be positive, got {val}", flag="--" + name.replace("_", "-"))
-        if lr is not None and lr <= 0:
-            raise ConfigError(f"must be positive, got {lr}", flag="--lr")
+        if lr is not None and not (math.isfinite(lr) and lr > 0):
+            raise ConfigError(f"must be a positive finite number, got {lr}", flag="--lr")
         return cls(epochs, lr, batch_size, input_size, tuple(sorted(fields.items())))
 
     def changes_for(self, base_recipe) -> dict[str, Any]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import rich_click as click
 
 from fercore import __version__
 from fercore.cli import FerGroup, source_options
+from fercore.errors import ConfigError
 
 
 @click.group(cls=FerGroup)
@@ -151,6 +153,9 @@ def udc_settings_options(fn):
         from .settings import parse_set
         from .udc import UDCSettings
 
+        for flag, value in (("--pitch-um", pitch_um), ("--pixel-um", pixel_um), ("--psf-scale", psf_scale)):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"must be a positive finite number, got {value}", flag=flag)
         given = {"display_mask": display_mask, "pitch_um": pitch_um, "pixel_um": pixel_um, "psf": psf_file,
                  "psf_scale": psf_scale, "spectral": spectral, "noise": noise, "flare": flare}
         settings = {k: v for k, v in given.items() if v is not None}
@@ -510,10 +515,14 @@ def preview(src: str, root: str | None, src_opts: tuple[str, ...], split: str, n
 @main.command("verify")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="A folder written by a rebuild command.")
 def verify(out: str) -> None:
-    """Re-hash a rebuilt set against its manifest.csv; exit status 1 on any mismatch.
+    """Check a rebuilt set against its records; exit status 1 on any difference.
 
-    Two labs that rebuilt the same set with the same seed hold identical manifests; this
-    confirms the files on disk still match theirs.
+    Checks that run.json says the set is complete; that manifest.csv and the label files have
+    the hashes run.json records (no edited row, label, class or parameter, no deleted row); that
+    every image lies inside the folder and has its sha256; that the copy's label files give the
+    manifest's labels; and that no other file is there. Reads nothing outside the folder.
+    Two labs that rebuilt the same set with the same seed hold identical manifests
+    (compare `manifest_sha256` in run.json); this confirms the files on disk still match theirs.
 
     Example: `fer-degrade verify --out degraded/udc-toled-sample-seed0`
     """
@@ -525,11 +534,15 @@ def verify(out: str) -> None:
 
     bad = verify_dataset(out)
     if not bad:
-        out_console.print(f"{out}: every image matches manifest.csv")
+        out_console.print(f"{out}: complete; every image matches manifest.csv, and manifest.csv and the label "
+                          "files match run.json", soft_wrap=True)
         return
     for m in bad[:50]:
-        out_console.print(f"{m.problem}: {m.path}" + (f" (expected {m.expected[:12]}..., got {m.actual[:12]}...)"
-                                                      if m.actual else ""))
+        if m.detail:
+            out_console.print(f"{m.problem}: {m.path}: {m.detail}", soft_wrap=True)
+        else:
+            out_console.print(f"{m.problem}: {m.path}" + (f" (expected {m.expected[:12]}..., got {m.actual[:12]}...)"
+                                                          if m.actual else ""), soft_wrap=True)
     out_console.print(f"{len(bad)} mismatch(es)")
     sys.exit(1)
 

@@ -16,13 +16,19 @@ loader reads like the original, and makes it exactly reproducible:
   matter.
 * **Records.** ``out/manifest.csv`` has one row per finished image (id, split, label, class,
   path, every sampled parameter, sha256 of the output file), sorted by id; ``out/run.json`` is
-  the run record (toolkit version, the degradation's full description, seed, source, and per
-  shard the command line, counts and any skipped unreadable inputs).
+  the run record (toolkit version, the degradation's full description, seed, source, its root
+  and a hash of the inputs' listing, the sha256 of the manifest and of every label file, and
+  per shard the command line, counts and any skipped unreadable inputs).
+  :func:`verify_dataset` checks a set against it (docs/security.md).
+* **Paths.** Every output path is resolved before anything is written; one that would land
+  outside ``out`` (a ``..`` or absolute name in a label file, a symlink) stops the run.
 * **Resume.** Finished images are appended to a journal (``out/.rebuild/journal-*.jsonl``,
   :class:`fercore.manifest.Journal`) after their file is in place. A re-run skips every
   journalled image whose file still has the journalled hash and redoes the rest, so a killed
   run resumes to byte-identical results. Files are written atomically (temporary file +
-  rename): a kill never leaves half an image.
+  rename): a kill never leaves half an image, and the next run removes the temporaries of
+  killed processes. Resuming from another source root, or after the inputs changed, is
+  refused (both roots named): a set never mixes two inputs.
 * **Shards.** ``shard=(i, n)`` processes the images whose ``blake2b(id) mod n == i``; shards
   may run one after another or at the same time (on other machines, then copy the folders
   together) into one ``out``. Each finishing shard rebuilds ``manifest.csv`` from every
@@ -48,11 +54,12 @@ import numpy as np
 import torch
 
 from fercore import __version__
-from fercore.atomic import atomic_write_text
+from fercore.atomic import atomic_write_text, remove_stale_temps
 from fercore.errors import ConfigError, DataError, FerError, ImageReadError
 from fercore.hashing import sha256_bytes, sha256_file
 from fercore.imageio import JPEG_QUALITY, PNG_COMPRESSION, write_image
 from fercore.manifest import HashMismatch, Journal, read_manifest, verify_hashes, write_manifest
+from fercore.paths import inside
 from fercore.progress import console, make_progress
 from fercore.seeding import parse_shard, shard_of
 from fercore.sources.base import Record, Source
@@ -105,18 +112,37 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def _identity(degradation: Degradation, source: Source, seed: int, split: str | None,
-              limit: int | None) -> dict[str, Any]:
-    """What makes two runs build the same set (compared when resuming into ``out``)."""
+              limit: int | None, records: list[Record]) -> dict[str, Any]:
+    """What makes two runs build the same set (compared when resuming into ``out``): the
+    settings, the source folder and a hash of the inputs' listing (names, labels, sizes,
+    modification times), so resuming from another ``--root`` or from edited images is refused."""
     desc = source.describe()
     return {
         "kind": degradation.kind,
         "degradation": json.loads(json.dumps(degradation.describe(), sort_keys=True)),
         "seed": int(seed),
         "source": {"source": desc.get("source"), "options": desc.get("options", {})},
+        "root": str(source.root),
+        "inputs": source.listing_hash(records),
         "split": split,
         "limit": limit,
         "jpeg_quality": JPEG_QUALITY,
     }
+
+
+def _identity_error(out: Path, old: dict[str, Any] | None, new: dict[str, Any]) -> ConfigError:
+    old = old or {}
+    diff = sorted(k for k in set(new) | set(old) if old.get(k) != new.get(k))
+    if "root" in diff or "inputs" in diff:
+        if "root" in diff:
+            what = f"was built from --root {old.get('root', '(not recorded)')}, but this run reads --root {new['root']}"
+        else:
+            what = (f"was built from --root {old.get('root')} and this run reads --root {new['root']}, but the "
+                    "files there changed since (edited, added or removed images: the inputs' listing differs)")
+        return ConfigError(f"{out} {what}; its images would mix two inputs. Use another --out, or delete it to "
+                           "start over", flag="--out")
+    return ConfigError(f"{out} holds a set built with other settings (differs in: {', '.join(diff)}); "
+                       "use another --out, or delete it to start over", flag="--out")
 
 
 @contextlib.contextmanager
@@ -336,29 +362,29 @@ def rebuild_dataset(degradation: Degradation, source: Source, out: str | Path, *
             raise ConfigError(f"{out} is inside the source dataset {source.root}; write elsewhere", flag="--out")
     except OSError:
         pass
+    all_recs = source.records(split)
+    if limit is not None:
+        all_recs = all_recs[:limit]
+    missing_rel = [r.id for r in all_recs if not r.relpath]
+    if missing_rel:
+        raise DataError(f"records without a relative path (e.g. {missing_rel[0]}); cannot mirror", source.root)
     out.mkdir(parents=True, exist_ok=True)
+    for r in all_recs:  # before anything is written: no output may land outside --out
+        inside(out, r.relpath, f"output path of image {r.id!r}")
 
-    ident = _identity(degradation, source, seed, split, limit)
+    ident = _identity(degradation, source, seed, split, limit, all_recs)
     with _locked(out):
         record = _read_json(out / RUN_RECORD)
         if record is not None:
-            old = record.get("identity")
-            if old != ident:
-                diff = sorted(k for k in set(ident) | set(old or {}) if (old or {}).get(k) != ident.get(k))
-                raise ConfigError(f"{out} holds a set built with other settings (differs in: {', '.join(diff)}); "
-                                  "use another --out, or delete it to start over", flag="--out")
+            if record.get("identity") != ident:
+                raise _identity_error(out, record.get("identity"), ident)
         else:
             record = {"toolkit": "fer-degraded-toolkit", "identity": ident, "shards": {}}
         record["version"] = __version__
         atomic_write_text(out / RUN_RECORD, _dumps(record))
+        remove_stale_temps(out)  # temporaries of a killed run (never those of a live process)
 
-    all_recs = source.records(split)
-    if limit is not None:
-        all_recs = all_recs[:limit]
     recs = [r for r in all_recs if shard_of(r.id, sn) == si]
-    missing_rel = [r.id for r in recs if not r.relpath]
-    if missing_rel:
-        raise DataError(f"records without a relative path (e.g. {missing_rel[0]}); cannot mirror", source.root)
 
     result = RebuildResult(out=out, selected=len(recs))
     journal = Journal(out / STATE_DIR / f"journal-{si}-of-{sn}.jsonl")
@@ -438,8 +464,9 @@ def _finish_run(out: Path, degradation: Degradation, ident: dict[str, Any], shar
             rows.append(row)
         columns = [*FIXED_COLUMNS, *degradation.param_names(), "sha256"]
         write_manifest(out / MANIFEST, rows, columns)
-        source.mirror_labels(out, ids={r["id"] for r in rows})
+        label_files = source.mirror_labels(out, ids={r["id"] for r in rows})
         result.complete = len(rows) == len(expected)
+        remove_stale_temps(out)
         record = _read_json(out / RUN_RECORD) or {"toolkit": "fer-degraded-toolkit", "identity": ident, "shards": {}}
         record.setdefault("shards", {})[f"{shard[0]}/{shard[1]}"] = {
             "command": command if command is not None else " ".join(sys.argv),
@@ -454,6 +481,8 @@ def _finish_run(out: Path, degradation: Degradation, ident: dict[str, Any], shar
         record["images_expected"] = len(expected)
         record["complete"] = result.complete
         record["manifest"] = MANIFEST
+        record["manifest_sha256"] = sha256_file(out / MANIFEST)
+        record["label_files"] = {rel: sha256_file(out / rel) for rel in sorted(label_files)}
         record["params_seed"] = f"numpy_rng(seed, {degradation.kind!r}, 'params', id)"
         record["noise_seed"] = f"torch_generator(seed, {degradation.kind!r}, 'noise', id) on the CPU"
         record["png_compression"] = PNG_COMPRESSION
@@ -461,20 +490,91 @@ def _finish_run(out: Path, degradation: Degradation, ident: dict[str, Any], shar
 
 
 def verify_dataset(out: str | Path, *, progress: bool = True) -> list[HashMismatch]:
-    """Re-hash every image named in ``out/manifest.csv``; returns the mismatches (empty = identical).
+    """Check a rebuilt set against its records; returns every difference (empty = intact).
 
-    Two labs that rebuilt the same set compare their manifests (or ``sha256sum manifest.csv``)
-    and run this to confirm the files on disk still match.
+    What it checks (docs/security.md): ``run.json`` is readable and says the set is complete;
+    ``manifest.csv`` and every label file have the hashes recorded in ``run.json`` (so no row,
+    label, class or parameter was edited and no row deleted); the manifest has as many rows as
+    recorded; every image it names lies inside ``out`` and has its recorded sha256; the labels
+    the copy's own label files give (read the way every loader reads them) equal the
+    manifest's; and no other file is in the set. Nothing outside ``out`` is read.
     """
     out = Path(out).expanduser()
     if not out.is_dir():
         raise DataError("not a folder; pass the --out of a rebuild", out)
-    rows = read_manifest(out / MANIFEST, required=("path", "sha256"))
-    if not progress:
-        return verify_hashes(out, rows)
-    with make_progress() as p:
-        task = p.add_task("verifying", total=len(rows))
-        return verify_hashes(out, rows, progress=lambda: p.advance(task))
+    record = _read_json(out / RUN_RECORD)
+    if not isinstance(record, dict) or not isinstance(record.get("identity"), dict):
+        raise DataError("not a set written by fer-degrade (no run record with an identity); nothing to verify "
+                        "against", out / RUN_RECORD)
+    rows = read_manifest(out / MANIFEST, required=("id", "split", "label", "class", "path", "sha256"))
+    bad: list[HashMismatch] = []
+
+    def hashed(rel: str, expected: str | None, what: str) -> None:
+        if expected is None:
+            bad.append(HashMismatch(rel, "unrecorded", detail=f"run.json records no hash of this {what} "
+                                    "(written by an older toolkit); rebuild into a new --out"))
+            return
+        try:
+            f = inside(out, rel, what)
+        except DataError as exc:
+            bad.append(HashMismatch(rel, "outside", expected, detail=str(exc).split(": ", 1)[-1]))
+            return
+        if not f.is_file():
+            bad.append(HashMismatch(rel, "missing", expected))
+        elif (actual := sha256_file(f)) != expected:
+            bad.append(HashMismatch(rel, "changed", expected, actual))
+
+    hashed(MANIFEST, record.get("manifest_sha256"), "manifest")
+    label_files = record.get("label_files")
+    for rel, digest in sorted((label_files or {}).items()):
+        hashed(rel, digest, "label file")
+    if record.get("images_in_manifest") != len(rows):
+        bad.append(HashMismatch(MANIFEST, "rows", str(record.get("images_in_manifest")), str(len(rows)),
+                                detail=f"{len(rows)} rows, run.json records {record.get('images_in_manifest')}"))
+    if record.get("complete") is not True:
+        bad.append(HashMismatch(RUN_RECORD, "incomplete", detail=f"{record.get('images_in_manifest')} of "
+                                f"{record.get('images_expected')} images: the rebuild has not finished (re-run it "
+                                "to resume) or skipped unreadable inputs"))
+    if progress:
+        with make_progress() as p:
+            task = p.add_task("verifying", total=len(rows))
+            images = verify_hashes(out, rows, progress=lambda: p.advance(task))
+    else:
+        images = verify_hashes(out, rows)
+    gone = {m.path for m in images if m.problem == "missing"}
+    if not any(m.problem == "outside" for m in images + bad):  # a loader would follow such paths out
+        bad.extend(_label_mismatches(out, record["identity"], [r for r in rows if r["path"] not in gone]))
+    known = {MANIFEST, RUN_RECORD, "bench-ready.json", *(label_files or {})}
+    known.update(r["path"] for r in rows)
+    for f in sorted(out.rglob("*")):
+        rel = f.relative_to(out).as_posix()
+        if rel.split("/", 1)[0] != STATE_DIR and not f.is_dir() and rel not in known:
+            bad.append(HashMismatch(rel, "extra", detail="file not in the manifest (a leftover temporary, "
+                                    "or added by hand)"))
+    return images + bad
+
+
+def _label_mismatches(out: Path, ident: dict[str, Any], rows: list[dict[str, str]]) -> list[HashMismatch]:
+    """Read the copy with its own source (as training would) and compare with the manifest."""
+    from fercore.sources import get_source
+
+    src = ident.get("source") or {}
+    try:
+        recs = get_source(src.get("source"), out, **(src.get("options") or {})).records()
+    except FerError as exc:
+        return [HashMismatch(RUN_RECORD, "labels", detail=f"the copy does not read as a {src.get('source')} "
+                             f"set: {exc}")]
+    want = {r["id"]: (r["split"], r["label"], r["class"], r["path"]) for r in rows}
+    paths = {r["path"] for r in rows}
+    got = {r.id: (r.split, str(r.label), r.class_name, r.relpath) for r in recs
+           if r.id in want or r.relpath not in paths}
+    bad = []
+    for rid in sorted(set(got) | set(want)):
+        g, w = got.get(rid), want.get(rid)
+        if g != w:
+            bad.append(HashMismatch(w[3] if w else g[3], "label", str(w), str(g),
+                                    detail=f"{rid}: manifest says {w}, the copy's label files give {g}"))
+    return bad
 
 
 __all__ = ["RebuildResult", "rebuild_dataset", "verify_dataset", "shard_of", "parse_shard", "resolve_device",

@@ -10,6 +10,7 @@ default to decide the type: ranges are written ``LO:HI`` (or ``LO,HI``), boolean
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any
 
@@ -21,6 +22,12 @@ FLAG = "--set"
 def _field_types(cls) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls) if not f.name.startswith("_")}
+
+
+def _finite(x: float) -> float:
+    if not math.isfinite(x):
+        raise ValueError("not a finite number")
+    return x
 
 
 def _parse_value(key: str, text: str, hint: Any) -> Any:
@@ -42,12 +49,12 @@ def _parse_value(key: str, text: str, hint: Any) -> Any:
         if hint is int:
             return int(text)
         if hint is float:
-            return float(text)
+            return _finite(float(text))
         if origin is tuple:
             parts = [p for p in text.replace(",", ":").split(":") if p.strip()]
             if args and args[-1] is not Ellipsis and len(parts) != len(args):
                 raise ValueError(f"expected {len(args)} values")
-            return tuple(float(p) for p in parts)
+            return tuple(_finite(float(p)) for p in parts)
     except ValueError as exc:
         raise ConfigError(f"{key}={text!r} is not a valid {getattr(hint, '__name__', hint)} ({exc})",
                           flag=FLAG) from None

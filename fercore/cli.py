@@ -28,8 +28,25 @@ class FerGroup(click.RichGroup):
         try:
             return super().invoke(ctx)
         except FerError as exc:
-            console.print(f"[bold red]error:[/] {_escape(str(exc))}")
-            sys.exit(2)
+            _fail(str(exc))
+        except OSError as exc:  # a read-only or full disk, a file too large, a name too long ...
+            _fail(os_error_message(exc))
+        except UnicodeDecodeError as exc:  # a binary file where text was expected
+            _fail(f"a file is not UTF-8 text ({exc.reason} at byte {exc.start}); is it the right file?")
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an operating-system error: the file, what went wrong, and that finished work
+    is kept (outputs are written atomically; re-running resumes)."""
+    where = exc.filename if exc.filename is not None else ""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    return (f"{where}: {what}" if where else what) + \
+        " (nothing half-written was left; fix this and re-run to resume)"
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {_escape(message)}", soft_wrap=True)
+    sys.exit(2)
 
 
 def _escape(text: str) -> str:

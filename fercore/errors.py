@@ -31,3 +31,7 @@ class DataError(FerError):
 
 class ImageReadError(DataError):
     """An image that is missing, unreadable or corrupt."""
+
+
+class TrainingError(ConfigError):
+    """A training job that cannot go on (a non-finite loss): names the epoch and the flag to change."""

@@ -9,6 +9,11 @@
   quality give the same bytes with the same OpenCV build.
 * :func:`verify_image` is the strict check used by ``fer-bench data check``: besides decoding,
   it rejects truncated JPEG/PNG files that lenient decoders would silently pad with grey.
+* Every decode first reads the image's size from its header and refuses an image of more than
+  :func:`max_pixels` pixels (default :data:`MAX_PIXELS`, 64 megapixels; environment variable
+  ``FER_MAX_IMAGE_PIXELS``) with an :class:`~fercore.errors.ImageReadError` naming the file,
+  which ``--on-error skip`` skips like any unreadable input: a small, highly compressed file
+  (a "decompression bomb") cannot exhaust memory.
 """
 
 from __future__ import annotations
@@ -28,6 +33,63 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", "
 JPEG_QUALITY = 95
 #: zlib level of every PNG the toolkit writes (recorded in rebuilt sets' run records).
 PNG_COMPRESSION = 6
+
+
+#: Largest image (width x height) any command decodes; see :func:`max_pixels`.
+MAX_PIXELS = 64_000_000
+
+
+def max_pixels() -> int:
+    """The pixel limit: ``$FER_MAX_IMAGE_PIXELS`` when set (a positive integer), else :data:`MAX_PIXELS`."""
+    import os
+
+    text = os.environ.get("FER_MAX_IMAGE_PIXELS", "").strip()
+    if not text:
+        return MAX_PIXELS
+    try:
+        value = int(text)
+        if value <= 0:
+            raise ValueError(text)
+    except ValueError:
+        from .errors import ConfigError
+
+        raise ConfigError(f"must be a positive integer, got {text!r}", flag="FER_MAX_IMAGE_PIXELS") from None
+    return value
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from an encoded image's header without decoding it (``None``: a format
+    Pillow does not know; OpenCV's own limit then applies)."""
+    import io
+    import re
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    limit = max_pixels()
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < limit:
+        Image.MAX_IMAGE_PIXELS = limit  # a raised FER_MAX_IMAGE_PIXELS also raises Pillow's own check
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.size
+    except Image.DecompressionBombError as exc:  # far over any limit: Pillow refused the header
+        m = re.search(r"\((\d+) pixels\)", str(exc))
+        n = int(m.group(1)) if m else 2 * limit + 1
+        return (n, 1)
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        return None
+
+
+def check_pixels(data: bytes, name: str | Path) -> None:
+    """Refuse an image whose header declares more than :func:`max_pixels` pixels."""
+    size = header_size(data)
+    limit = max_pixels()
+    if size is not None and size[0] * size[1] > limit:
+        w, h = size
+        dims = f"{w}x{h}, " if h > 1 else ""
+        raise ImageReadError(f"image is too large ({dims}{w * h / 1e6:.1f} megapixels; the limit is "
+                             f"{limit / 1e6:g} megapixels, set FER_MAX_IMAGE_PIXELS to raise it)", name)
 
 
 def to_rgb8(img: np.ndarray, *, name: str = "<array>") -> np.ndarray:
@@ -55,6 +117,7 @@ def decode_image(data: bytes, name: str | Path = "<bytes>") -> np.ndarray:
     """Decode encoded image bytes to ``H x W x 3`` ``uint8`` RGB."""
     if not data:
         raise ImageReadError("file is empty", name)
+    check_pixels(data, name)
     arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise ImageReadError("cannot decode image (corrupt or not an image)", name)
@@ -65,8 +128,12 @@ def decode_image(data: bytes, name: str | Path = "<bytes>") -> np.ndarray:
     return to_rgb8(arr, name=str(name))
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as ``H x W x 3`` ``uint8`` RGB (see module docstring)."""
+def read_image(path: str | Path, *, exif: bool = False) -> np.ndarray:
+    """Read an image file as ``H x W x 3`` ``uint8`` RGB (see module docstring).
+
+    With ``exif``, the EXIF orientation tag (a phone photo stored sideways) is applied, so the
+    array is upright as a photo viewer shows it (:func:`exif_orientation`).
+    """
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -74,7 +141,37 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ImageReadError("file not found", path) from None
     except OSError as exc:
         raise ImageReadError(f"cannot read file ({exc.strerror or exc})", path) from None
-    return decode_image(data, path)
+    img = decode_image(data, path)
+    return apply_orientation(img, exif_orientation(data)) if exif else img
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation (1..8) of an encoded image; 1 (upright) when absent or unreadable."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            value = int(im.getexif().get(0x0112, 1))
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, TypeError):
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn a decoded ``H x W x C`` array upright for an EXIF orientation (1..8)."""
+    ops = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],                          # mirrored
+        3: lambda a: a[::-1, ::-1],                       # rotated 180
+        4: lambda a: a[::-1],                             # flipped
+        5: lambda a: a.transpose(1, 0, 2),                # transposed
+        6: lambda a: np.rot90(a, -1),                     # rotated 90 clockwise to view
+        7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],    # transversed
+        8: lambda a: np.rot90(a, 1),                      # rotated 90 counter-clockwise to view
+    }
+    return np.ascontiguousarray(ops.get(orientation, ops[1])(img))
 
 
 def encode_image(img: np.ndarray, ext: str, *, jpeg_quality: int = JPEG_QUALITY) -> bytes:

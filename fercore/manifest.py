@@ -23,6 +23,7 @@ from typing import Any
 from .atomic import atomic_write_text
 from .errors import DataError
 from .hashing import sha256_file
+from .paths import inside
 
 
 def _fmt(value: Any) -> str:
@@ -64,12 +65,15 @@ def read_manifest(path: str | Path, required: Sequence[str] = ()) -> list[dict[s
     path = Path(path)
     if not path.is_file():
         raise DataError("manifest not found; was the output written by this toolkit?", path)
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"manifest lacks column(s) {', '.join(missing)}", path)
-        return list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in required if c not in (reader.fieldnames or [])]
+            if missing:
+                raise DataError(f"manifest lacks column(s) {', '.join(missing)}", path)
+            return list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"manifest is not a UTF-8 CSV ({exc.__class__.__name__}: {exc})", path) from None
 
 
 class Journal:
@@ -125,10 +129,13 @@ class Journal:
 
 @dataclass(frozen=True)
 class HashMismatch:
+    """One way a set on disk differs from its records."""
+
     path: str
-    problem: str  # "missing" | "changed"
-    expected: str
+    problem: str  # "missing" | "changed" | "outside" | "extra" | "rows" | "label" | "incomplete" | ...
+    expected: str = ""
     actual: str = ""
+    detail: str = ""
 
 
 def verify_hashes(root: str | Path, rows: Iterable[dict[str, str]], *,
@@ -139,7 +146,13 @@ def verify_hashes(root: str | Path, rows: Iterable[dict[str, str]], *,
     bad: list[HashMismatch] = []
     for row in rows:
         rel, expected = row[path_key], row[hash_key]
-        f = root / rel
+        try:
+            f = inside(root, rel, "manifest path")  # never read outside the set
+        except DataError as exc:
+            bad.append(HashMismatch(rel, "outside", expected, detail=str(exc).split(": ", 1)[-1]))
+            if progress is not None:
+                progress()
+            continue
         if not f.is_file():
             bad.append(HashMismatch(rel, "missing", expected))
         else:

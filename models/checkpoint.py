@@ -10,6 +10,7 @@ import torch
 
 from fercore.atomic import atomic_write_bytes
 from fercore.errors import DataError
+from fercore.safeload import torch_load
 
 from .base import FERModel
 from .recipe import Recipe
@@ -27,17 +28,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Rebuild the model saved at ``path``; returns ``(model, checkpoint dict)``.
 
     Settings listed in the model's ``init_only_settings`` (``pretrained=PATH``) are left out:
-    the checkpoint's weights replace them, so the original weights file may be gone.
+    the checkpoint's weights replace them, so the original weights file may be gone. Nothing in
+    the file is executed (:func:`fercore.safeload.torch_load`).
     """
     from .registry import create_model, get_entry
 
-    path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except FileNotFoundError:
-        raise DataError("checkpoint not found", path) from None
-    except Exception as exc:  # truncated or not a torch file
-        raise DataError(f"cannot read checkpoint ({exc})", path) from None
+    ckpt = torch_load(path, what="checkpoint", map_location=map_location)
+    if not isinstance(ckpt, dict) or "config" not in ckpt or "state_dict" not in ckpt:
+        raise DataError("not a checkpoint written by models.save_checkpoint (no config / state_dict)", path)
     cfg = dict(ckpt["config"])
     drop = get_entry(cfg["name"]).cls.init_only_settings
     overrides = {k: v for k, v in dict(cfg.get("overrides") or {}).items() if k not in drop}

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fercore.errors import ConfigError, DataError
+from fercore.safeload import torch_load
 
 MAX_LOGIT_SCALE = 100.0
 
@@ -150,10 +151,7 @@ def la_clip_state_from_checkpoint(path: str | Path) -> dict[str, Any]:
     p = Path(path).expanduser()
     if not p.is_file():
         raise DataError("LA-CLIP checkpoint not found (la_clip_checkpoint)", p)
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=False)
-    except Exception as exc:  # truncated or not a torch file
-        raise DataError(f"cannot read LA-CLIP checkpoint ({exc})", p) from None
+    ckpt = torch_load(p, what="LA-CLIP checkpoint (la_clip_checkpoint)")
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise DataError("not a model checkpoint (no state_dict); pass a model.pt or checkpoint.pt of an "
                         "lldif run", p)

@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fercore.errors import ConfigError
+from fercore.errors import ConfigError, DataError
+from fercore.safeload import torch_load
 
 from .blocks.conv_pyramid import ConvPyramid
 
@@ -257,12 +258,9 @@ def load_state_from_path(model: nn.Module, path: str | Path, flag: str) -> LoadR
     if not path.is_file():
         raise ConfigError(f"checkpoint not found: {path}", flag=flag)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:
-            raise ConfigError(f"cannot read checkpoint {path} ({exc})", flag=flag) from None
+        ckpt = torch_load(path, what="checkpoint")
+    except DataError as exc:
+        raise ConfigError(str(exc), flag=flag) from None
     state = ckpt
     if isinstance(ckpt, dict):
         for key in ("state_dict", "model"):

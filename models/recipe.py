@@ -7,6 +7,7 @@ benchmark runner trains with it unless the user overrides fields (``--epochs``, 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,9 +75,10 @@ class Recipe:
             raise ConfigError(f"unknown augmentation(s) {bad}; choose from {', '.join(AUGMENTS)}",
                               flag="recipe.augment")
         for name in ("lr", "epochs", "batch_size", "input_size"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"must be positive, got {getattr(self, name)}", flag=f"recipe.{name}")
-        if self.weight_decay < 0:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"must be a positive finite number, got {value}", flag=f"recipe.{name}")
+        if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
             raise ConfigError(f"must be >= 0, got {self.weight_decay}", flag="recipe.weight_decay")
 
     def replace(self, **changes: Any) -> Recipe:

@@ -79,6 +79,7 @@ def dark_root(sample_root, tmp_path_factory):
 def main_run(bench_models, dark_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     invoke(["run", "--methods", "cnn,benchtest+use_landmarks=true", "--datasets", "sample,ll-sample",
+            "--allow-unverified-data",
             "--data", f"ll-sample={dark_root}", "--epochs", "1", "--seeds", "0", "--out", str(out), *TINY])
     return out
 
@@ -261,7 +262,8 @@ def test_reproduce_runs_what_a_table_needs(bench_models, dark_root, tmp_path, mo
 
     monkeypatch.setitem(tables.PAPER_METHODS, "LRDif", "benchtest")
     monkeypatch.setitem(tables.OWN_VARIANT, "benchtest", ["S2-V3", "V3"])
-    common = ["--stand-in", "sample", "--data", f"udc-sample={dark_root}", "--seeds", "0", "--epochs", "1",
+    common = ["--stand-in", "sample", "--data", f"udc-sample={dark_root}", "--allow-unverified-data",
+              "--seeds", "0", "--epochs", "1",
               "--out", str(tmp_path), *TINY]
     invoke(["reproduce", "table5", "--paper", "lrdif", "--no-report", *common])
     invoke(["tables", "--runs", str(tmp_path), "--table", "lrdif-table5"])

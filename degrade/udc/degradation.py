@@ -272,9 +272,15 @@ class UDC(Degradation):
         self.psf_np = self.kernel_for(ref, ref)  # the PSF at the reference size (records, figures)
         self.psf = torch.from_numpy(self.psf_np)
         self.nominal = self.display.nominal_transmittance()
-        if max(self.nominal) * s.transmittance_scale[1] * (1 + s.transmittance_jitter) > 1:
-            raise ConfigError("the panel's transmittance could exceed 1 with these ranges: lower "
-                              "transmittance_scale or material_transmittance", flag="--set transmittance_scale")
+        peak = max(self.nominal) * s.transmittance_scale[1] * (1 + s.transmittance_jitter)
+        if peak > 1:
+            if s.display_mask and (settings is None or settings.transmittance_scale is None):
+                raise ConfigError(f"{s.display_mask}: the mask lets through {max(self.nominal):.3f} of the light, "
+                                  f"so the default transmittance_scale up to {s.transmittance_scale[1]} could "
+                                  "exceed 1; use a mask with less open (white) area, or lower the range with "
+                                  "--set transmittance_scale=LO:HI", flag="--display-mask")
+            raise ConfigError(f"transmittance could reach {peak:.3f} > 1 with these ranges; lower "
+                              "transmittance_scale or transmittance_jitter", flag="--set transmittance_scale")
         self._otf: dict[tuple[int, int, str], Tensor] = {}
         self._opencv: dict[tuple[int, int], ops.OpenCVConvolver] = {}
 

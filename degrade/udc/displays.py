@@ -152,6 +152,9 @@ def load_display_mask(path: str | Path, base: Display, *, pitch_um: float | None
         img = read_image(path)
     except ImageReadError as exc:
         raise ConfigError(f"cannot read the display mask: {exc}", flag="--display-mask") from None
+    if img.shape[0] != img.shape[1]:
+        raise ConfigError(f"{path}: the mask is {img.shape[1]}x{img.shape[0]} pixels; it must be square (one "
+                          "unit cell, tiled with the square pitch --pitch-um)", flag="--display-mask")
     bitmap = img.astype(np.float64).mean(axis=2) / 255.0
     if bitmap.max() <= 0:
         raise ConfigError(f"{path}: the mask is all black (no opening); white marks open areas",

@@ -140,6 +140,8 @@ def load_psf_file(path: str | Path, settings: PsfSettings = PsfSettings(), *, sc
         raise ConfigError(f"{path}: not a NumPy .npy array ({exc})", flag=flag) from None
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ConfigError(f"{path}: PSF must be H x W x 3 (RGB), got shape {arr.shape}", flag=flag)
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ConfigError(f"{path}: PSF must hold real numbers (an intensity), got dtype {arr.dtype}", flag=flag)
     arr = arr.astype(np.float64)
     if not np.isfinite(arr).all() or arr.min() < 0:
         raise ConfigError(f"{path}: PSF has negative or non-finite values", flag=flag)

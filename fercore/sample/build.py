@@ -23,13 +23,15 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+import threading
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from data_manifests import load_manifest
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, current_umask, remove_stale_temps, temp_prefix
 from ..classes import BASIC7
 from ..errors import ConfigError
 from ..imageio import encode_image
@@ -88,15 +90,41 @@ def build_sample(root: str | Path | None = None, seed: int = 0, *, force: bool =
     if (root / "sample.json").is_file() and not force:
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    remove_stale_temps(root.parent, recursive=False)  # left by a build that was SIGKILLed
+    with _terminate_cleanly():
+        return _build_into(root, seed, settings, force)
+
+
+@contextmanager
+def _terminate_cleanly():
+    """Turn SIGTERM into an exception while building (main thread only), so a killed build
+    stops its worker processes and removes its temporary folder instead of leaving both."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    old = signal.signal(signal.SIGTERM, handler)
     try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _build_into(root: Path, seed: int, settings: dict, force: bool) -> Path:
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(root.name), suffix=".tmp", dir=root.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide the set from lab-mates
         rows = list(_rows_for(seed, settings))
         labels, meta = [], []
-        for rel, data, lab, met in _render_all(rows, seed, settings):
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / rel).write_bytes(data)
-            labels.append(lab)
-            meta.append(met)
+        with closing(_render_all(rows, seed, settings)) as rendered:  # closed (workers stopped) on any exit
+            for rel, data, lab, met in rendered:
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / rel).write_bytes(data)
+                labels.append(lab)
+                meta.append(met)
         _write_csv(tmp / "labels.csv", ["id", "split", "label", "class", "path"], labels)
         _write_csv(tmp / "meta.csv", ["id", "person", "intensity", "yaw", "pitch", "roll", *AU_NAMES], meta)
         from .. import __version__
@@ -144,15 +172,16 @@ def _render_all(rows, seed: int, settings: dict, chunk: int = 70):
             results = map(_render_chunk, chunks)
             pool = None
         else:
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-            results = pool.map(_render_chunk, chunks)
+            pool = multiprocessing.get_context("spawn").Pool(workers)
+            results = pool.imap(_render_chunk, chunks)
         try:
             for res in results:
                 yield from res
                 prog.advance(task, len(res))
         finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
+            if pool is not None:  # also when interrupted: no worker outlives the build
+                pool.terminate()
+                pool.join()
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:

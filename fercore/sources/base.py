@@ -208,15 +208,50 @@ class Source(ABC):
         if self._records is None:
             recs = self._scan(Issues(None))
             recs.sort(key=lambda r: r.id)
-            dup = [k for k, n in Counter(r.id for r in recs).items() if n > 1]
-            if dup:
-                raise DataError(f"duplicate ids {dup[:5]}", self.root)
+            problems = self._record_problems(recs)
+            if problems:
+                raise DataError(f"{problems[0]} (run `fer-bench data check` for a full list)", self.root)
             self._records = recs
         if split is None:
             return list(self._records)
         if split not in SPLITS:
             raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}", flag="--split")
         return [r for r in self._records if r.split == split]
+
+    def _record_problems(self, recs: list[Record]) -> list[str]:
+        """Duplicate ids (``a.jpg`` + ``a.png``; a name listed twice) and relative paths that
+        would leave the dataset folder (``../x.png``, ``/abs/x.png``): what every command refuses."""
+        from ..paths import relpath_problem
+
+        out = []
+        dup = sorted(k for k, n in Counter(r.id for r in recs).items() if n > 1)
+        if dup:
+            out.append(f"duplicate ids {dup[:5]}" + (f" (+{len(dup) - 5} more)" if len(dup) > 5 else ""))
+        for r in recs:
+            problem = relpath_problem(r.relpath)
+            if problem is not None:
+                out.append(f"record {r.id!r} has the unsafe path {r.relpath!r} ({problem})")
+        return out
+
+    def listing_hash(self, records: list[Record] | None = None) -> str:
+        """SHA-256 of the inputs' listing: source, classes and per record id, split, label, path
+        and the file's size and modification time (in-memory pixels: their hash). Cheap (no
+        image is read) and changes when an image is edited, added or removed."""
+        import hashlib
+        import json
+
+        h = hashlib.sha256(json.dumps([self.name, list(self.classes)]).encode())
+        for r in self.records() if records is None else records:
+            if r.pixels is not None:
+                tag = hashlib.sha256(np.ascontiguousarray(r.pixels).tobytes()).hexdigest()
+            else:
+                try:
+                    st = r.path.stat()
+                    tag = f"{st.st_size}:{st.st_mtime_ns}"
+                except (OSError, AttributeError):
+                    tag = "missing"
+            h.update(f"{r.id}\t{r.split}\t{r.label}\t{r.relpath}\t{tag}\n".encode())
+        return h.hexdigest()
 
     def splits(self) -> list[str]:
         present = {r.split for r in self.records()}
@@ -270,10 +305,13 @@ class Source(ABC):
         except DataError as exc:  # a problem that prevents any further look
             report.problems.append(str(exc))
             return report
+        report.problems.extend(self._record_problems(recs))
         if verify_images:
+            from ..paths import relpath_problem
+
             for r in track(recs, f"verifying {self.name} images"):
-                if r.pixels is not None:
-                    continue
+                if r.pixels is not None or relpath_problem(r.relpath) is not None:
+                    continue  # an unsafe path is reported above and never opened
                 try:
                     verify_image(r.path)
                 except ImageReadError as exc:

@@ -17,6 +17,8 @@ Options (``--src-opt``):
 from __future__ import annotations
 
 import csv
+import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,8 +45,10 @@ def majority_label(votes: Sequence[float]) -> int | None:
     Every count of one vote or less is zeroed (outlier removal); the label is the column with
     the largest count if it holds more than half of the remaining votes (first column on a
     tie), otherwise the image is *unknown*. Images whose winner is ``unknown`` or ``NF``
-    (not a face) are dropped as well.
+    (not a face) are dropped as well. NaN, infinite or negative counts raise ``ValueError``.
     """
+    if any(not math.isfinite(x) or x < 0 for x in votes):
+        raise ValueError(f"vote counts must be finite numbers >= 0, got {list(votes)}")
     v = [0.0 if x <= 1.0 else float(x) for x in votes]
     total = sum(v)
     if total <= 0:
@@ -152,7 +156,8 @@ class FERPlus(Source):
 
     def _read_votes(self, path: Path, issues: Issues) -> list[tuple[str, str, int | None]]:
         rows: list[tuple[str, str, int | None]] = []
-        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        name_re = re.compile(self.manifest["file_naming"]["image_regex"])
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
             expected = self.manifest["label_encoding"]["columns"]
@@ -164,6 +169,11 @@ class FERPlus(Source):
                     rows.append(("Training", "", None))
                     continue
                 usage, name = row[0].strip(), row[1].strip()
+                if name and not name_re.match(name):
+                    issues.bad_line(path, lineno, ",".join(row), f"Image name must look like fer0000000.png "
+                                    f"({name_re.pattern})")
+                    rows.append(("Training", "", None))
+                    continue
                 if usage not in USAGE_SPLIT:
                     issues.bad_line(path, lineno, ",".join(row), "Usage must be Training, PublicTest or PrivateTest")
                     rows.append(("Training", "", None))
@@ -171,7 +181,9 @@ class FERPlus(Source):
                 try:
                     votes = [float(x) for x in row[2:]]
                 except ValueError:
-                    issues.bad_line(path, lineno, ",".join(row), "vote counts must be numbers")
+                    votes = None
+                if votes is None or not all(math.isfinite(v) and v >= 0 for v in votes):
+                    issues.bad_line(path, lineno, ",".join(row), "vote counts must be finite numbers >= 0")
                     rows.append((usage, "", None))
                     continue
                 rows.append((usage, name, majority_label(votes)))
@@ -183,7 +195,7 @@ class FERPlus(Source):
             raise DataError(f"{PIXELS_FILE} (the FER2013 pixels) not found in the FERPlus root; "
                             "or provide the FER2013Train/Valid/Test image folders", path)
         out: list[np.ndarray | None] = []
-        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
             if header is None or [h.strip() for h in header[:3]] != ["emotion", "pixels", "Usage"]:

@@ -11,6 +11,9 @@ Options (``--src-opt``):
     ``test``, chosen by a hash of each image's path (stable, no randomness). Note that this
     split is per image, not per person.
   * ``aliases=FILE.json`` -- extra ``{"folder name": "canonical class"}`` mappings.
+  * ``exif=true|false`` -- apply each photo's EXIF orientation tag (default true: a phone
+    photo stored sideways is read upright, as a photo viewer shows it, and a degraded copy is
+    written upright); ``false`` reads the stored pixels as they are.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..classes import BASIC7, BASIC8, canonical_class
 from ..errors import ConfigError, DataError
-from ..imageio import IMAGE_EXTENSIONS
+from ..imageio import IMAGE_EXTENSIONS, read_image
 from ..seeding import derive_seed
 from .base import Issues, Option, Record, Source
 
@@ -36,6 +41,7 @@ class Folder(Source):
         "classes": Option("auto", "7, 8, or auto (8 if a contempt folder exists)", ("auto", "7", "8")),
         "test_fraction": Option(0.2, "test share for trees without split folders (hash of the path)"),
         "aliases": Option("", "JSON file with extra {folder name: canonical class} mappings"),
+        "exif": Option(True, "apply each photo's EXIF orientation tag (true: upright as a viewer shows it)"),
     }
 
     def __init__(self, root=None, **options):
@@ -108,3 +114,9 @@ class Folder(Source):
 
     def expected_counts(self) -> dict[str, dict[str, Any]] | None:
         return None
+
+    def load(self, rec: Record) -> np.ndarray:
+        """The image, turned upright by its EXIF orientation unless ``exif=false``."""
+        if rec.path is None:
+            return super().load(rec)
+        return read_image(rec.path, exif=self.opts["exif"])

@@ -46,7 +46,7 @@ class RafDB(Source):
         return self.manifest["splits"]
 
     def filter_label_file(self, rel: str, data: bytes, ids: set[str]) -> bytes:
-        lines = data.decode("utf-8", errors="replace").splitlines(keepends=True)
+        lines = data.decode("utf-8-sig", errors="replace").splitlines(keepends=True)
         return "".join(ln for ln in lines if ln.split() and ln.split()[0].rsplit(".", 1)[0] in ids).encode()
 
     def _scan(self, issues: Issues) -> list[Record]:
@@ -65,7 +65,7 @@ class RafDB(Source):
         used: set[str] = set()
         seen: set[str] = set()
         records: list[Record] = []
-        text = label_path.read_text(encoding="utf-8", errors="replace")
+        text = label_path.read_text(encoding="utf-8-sig", errors="replace")  # a BOM is not part of line 1
         for lineno, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue

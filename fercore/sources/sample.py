@@ -10,6 +10,7 @@ Options (``--src-opt``): ``seed=0`` -- which sample set to build when no ``--roo
 from __future__ import annotations
 
 import csv
+import re
 from typing import Any
 
 from data_manifests import load_manifest
@@ -62,7 +63,16 @@ class Sample(Source):
                             "`fer-bench data build-sample --out DIR`)", path)
         records: list[Record] = []
         listed: set[str] = set()
-        with open(path, newline="", encoding="utf-8") as fh:
+        try:
+            return self._read_labels(path, issues)
+        except UnicodeDecodeError as exc:
+            raise DataError(f"not a UTF-8 CSV ({exc.reason} at byte {exc.start})", path) from None
+
+    def _read_labels(self, path, issues: Issues) -> list[Record]:
+        records: list[Record] = []
+        listed: set[str] = set()
+        id_re = re.compile(self.manifest["file_naming"]["regex"])
+        with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
             if header != ["id", "split", "label", "class", "path"]:
@@ -74,6 +84,11 @@ class Sample(Source):
                 rid, split, label, cls, rel = row
                 if split not in SPLITS or cls not in BASIC7 or label != str(BASIC7.index(cls)):
                     issues.bad_line(path, lineno, ",".join(row), "bad split, class or label")
+                    continue
+                if not id_re.match(rid) or rel.rsplit(".", 1)[0] != f"{split}/{cls}/{rid}" \
+                        or "." + rel.rsplit(".", 1)[-1].lower() not in IMAGE_EXTENSIONS:
+                    issues.bad_line(path, lineno, ",".join(row), f"id must match {id_re.pattern} and path be "
+                                    "<split>/<class>/<id>.png")
                     continue
                 p = self.root / rel
                 listed.add(rel)

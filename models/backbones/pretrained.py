@@ -13,7 +13,8 @@ Understood layouts:
 - a wrapper prefix (``features.``, ``backbone.``, ``base.``, ``model.``, ``encoder.``) and the
   ``nn.Sequential(*resnet.children())`` numbering (``features.0`` = ``conv1``, ``features.4`` =
   ``layer1`` ...) of the FER repositories that save a trimmed torchvision ResNet;
-- a pickled dict of NumPy arrays (EAC's VGGFace2 ``resnet50_ft_weight.pkl``);
+- a pickled dict of NumPy arrays (EAC's VGGFace2 ``resnet50_ft_weight.pkl``), read by a restricted
+  unpickler: no code in a weights file ever runs (:mod:`fercore.safeload`);
 - a backbone-specific renaming through the module's ``adapt_state_dict(state)`` (IR-50 from
   POSTER++'s ``new_ir50.pth``).
 
@@ -25,21 +26,15 @@ unreadable, or shares no tensor with the backbone raises :class:`~fercore.errors
 
 from __future__ import annotations
 
-import pickle
 import re
-import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import torch
 from torch import Tensor, nn
 
 from fercore.errors import DataError
+from fercore.safeload import tensor_state, torch_load
 
-NESTING_KEYS = ("state_dict", "model_state_dict", "model", "net", "params", "module")
 WRAPPER_PREFIXES = ("module.", "features.", "feature.", "backbone.", "base.", "model.", "encoder.", "net.")
 #: ``nn.Sequential(*torchvision_resnet.children())`` index -> attribute name.
 RESNET_CHILDREN = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "layer3", "7": "layer4"}
@@ -78,50 +73,17 @@ class LoadReport:
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """The flat ``{name: tensor}`` in a checkpoint file (see the module docstring for layouts)."""
+    """The flat ``{name: tensor}`` in a checkpoint file (see the module docstring for layouts).
+
+    Read with :func:`fercore.safeload.torch_load`: nothing in the file is executed; a file that
+    needs more than tensors, arrays and plain containers is refused (docs/security.md).
+    """
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError("pretrained weights not found (pass an existing file to pretrained=PATH, "
                         "or leave it unset to train from scratch)", path)
-    obj: Any
-    try:
-        with warnings.catch_warnings():  # a plain pickle trips torch's protocol warning first
-            warnings.simplefilter("ignore")
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        try:  # the user's own file: older checkpoints pickle numpy scalars or argparse objects
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception:
-            try:
-                with open(path, "rb") as fh:
-                    obj = pickle.load(fh, encoding="latin1")
-            except Exception as exc:
-                raise DataError(f"cannot read pretrained weights ({type(exc).__name__}: {exc}); expected a "
-                                "torch checkpoint or a pickled dict of arrays", path) from None
-    for _ in range(3):
-        if isinstance(obj, Mapping):
-            nested = next((obj[k] for k in NESTING_KEYS if isinstance(obj.get(k), Mapping)), None)
-            if nested is not None and not _is_tensor_dict(obj):
-                obj = nested
-                continue
-        break
-    if isinstance(obj, nn.Module):
-        obj = obj.state_dict()
-    if not isinstance(obj, Mapping):
-        raise DataError(f"pretrained file holds a {type(obj).__name__}, not a state dict", path)
-    state = {}
-    for k, v in obj.items():
-        if isinstance(v, np.ndarray):
-            v = torch.from_numpy(np.ascontiguousarray(v))
-        if isinstance(v, Tensor):
-            state[str(k)] = v
-    if not state:
-        raise DataError("pretrained file holds no tensors", path)
-    return state
-
-
-def _is_tensor_dict(obj: Mapping) -> bool:
-    return any(isinstance(v, (Tensor, np.ndarray)) for v in obj.values())
+    obj = torch_load(path, what="pretrained weights")
+    return tensor_state(obj, path)
 
 
 def _candidates(state: dict[str, Tensor]):
