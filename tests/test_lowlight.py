@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from degrade.base import Degradation
+from degrade.presetfile import load_preset
 from degrade.lowlight import (LowLight, contrast, exposure, highlights, highlights_shadows, jpeg_recompress,
                               linear_to_srgb, low_light, luma, make_lowlight, planckian_xy, sensor_noise,
                               shadows, srgb_to_linear, white_balance, white_balance_gains, whites_blacks)
@@ -21,7 +22,7 @@ from fercore.sources import get_source
 
 TOL = 1 / 255
 #: The documented range of the lldif preset's mean luma on the sample set (docs/lowlight.md).
-LLDIF_MEAN_LUMA = (25.0, 45.0)
+LLDIF_MEAN_LUMA = (11.0, 21.0)  # calibrated lldif: darkening ~6-11 of the clean ~124 (docs/lowlight.md)
 
 
 def _rand(b=4, h=16, w=16, seed=0) -> torch.Tensor:
@@ -201,19 +202,21 @@ def test_lowlight_is_a_degradation_with_the_paper_parameters():
     assert make_lowlight("realistic").param_names()[-4:] == ["camera_gain", "shot_noise", "read_noise",
                                                              "jpeg_quality"]
     d = json.loads(json.dumps(ll.describe()))
-    assert d["preset"] == "lldif" and d["ranges"]["exposure_ev"] == [-3.5, -2.0, "linear"]
-    assert d["ranges"]["shot_noise"] is None
+    assert d["preset"] == "lldif" and d["ranges"]["shot_noise"] is None
+    assert d["ranges"]["exposure_ev"] == load_preset("lowlight", "lldif", flag="--preset")["settings"]["exposure_ev"]
+    v1 = json.loads(json.dumps(make_lowlight("lldif-v1").describe()))  # the first preset, kept
+    assert v1["preset"] == "lldif-v1" and v1["ranges"]["exposure_ev"] == [-3.5, -2.0, "linear"]
 
 
 def test_sample_params_depend_on_seed_and_id_only():
-    ll = make_lowlight("lldif")
+    ll = make_lowlight("lldif-v1")
     a = ll.sample_params(numpy_rng(0, "img1", "lowlight"))
     assert a == ll.sample_params(numpy_rng(0, "img1", "lowlight"))
     assert a != ll.sample_params(numpy_rng(0, "img2", "lowlight"))
     assert -3.5 <= a["exposure_ev"] <= -2.0 and 4500 <= a["temperature_k"] <= 9000
     # overriding one range or switching extras on leaves the other draws alone
-    b = make_lowlight("lldif", exposure_ev=-4.0).sample_params(numpy_rng(0, "img1", "lowlight"))
-    c = make_lowlight("realistic").sample_params(numpy_rng(0, "img1", "lowlight"))
+    b = make_lowlight("lldif-v1", exposure_ev=-4.0).sample_params(numpy_rng(0, "img1", "lowlight"))
+    c = make_lowlight("realistic-v1").sample_params(numpy_rng(0, "img1", "lowlight"))
     assert b["exposure_ev"] == -4.0
     for k in ("temperature_k", "tint", "highlights", "shadows"):
         assert a[k] == b[k] == c[k]

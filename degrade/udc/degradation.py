@@ -308,7 +308,10 @@ class UDC(Degradation):
                 kernel = _rescaled(self._file_psf, s.psf_scale * f, s.psf_settings(_odd(s.psf_max_px * f)))
             else:
                 pixel = float(f"{self.display.pixel_um / f:.6g}")  # sensor width of one image pixel
-                max_px = _odd(s.psf_max_px * f)  # the same physical extent at every scale
+                # The same physical extent at every scale: psf_max_px reference pixels, at most
+                # FINE_MAX_PX fine pixels (0.5 mm on the sensor).
+                max_px = _odd(s.psf_max_px * f if not s.reference_px else
+                              min(s.psf_max_px * f, FINE_MAX_PX * FINE_PIXEL_UM / pixel))
                 if pixel <= FINE_PIXEL_UM or not s.reference_px:
                     kernel = display_psf(dataclasses.replace(self.display, pixel_um=pixel), s.psf_settings(max_px))
                 else:

@@ -61,8 +61,6 @@ class Sample(Source):
         if not path.is_file():
             raise DataError(f"{LABELS} not found: not a sample set (build one with "
                             "`fer-bench data build-sample --out DIR`)", path)
-        records: list[Record] = []
-        listed: set[str] = set()
         try:
             return self._read_labels(path, issues)
         except UnicodeDecodeError as exc:
