@@ -157,11 +157,11 @@ def verdicts(table: pd.DataFrame, paper: dict) -> list[str]:
         p_order = paper["lowlight"]["median"] > paper["udc"]["median"]
         out.append(f"papers: median drop low light {paper['lowlight']['median']:.1f} vs UDC {paper['udc']['median']:.1f} "
                    f"points -> low light costs {'more' if p_order else 'less'} than UDC")
-        if len(udc) and len(ll):
-            ours = ll["drop"].min() > udc["drop"].max()
-            out.append(f"here: low light drop {', '.join(f'{x:.1f}' for x in ll['drop'])} vs UDC "
-                       f"{', '.join(f'{x:.1f}' for x in udc['drop'])} points -> "
-                       f"{'same order as the papers' if ours == p_order else 'NOT the papers order'}")
+        for u in udc.itertuples():  # one verdict per UDC preset: each stands for a panel
+            for low in ll.itertuples():
+                ours = low.drop > u.drop
+                out.append(f"here: {low.copy} drop {low.drop:.1f} vs {u.copy} {u.drop:.1f} points -> "
+                           f"{'same order as the papers' if ours == p_order else 'NOT the papers order'}")
     for kind, g in (("udc", udc), ("lowlight", ll)):
         if kind in paper and len(g):
             lo, hi = paper[kind]["min"], paper[kind]["max"]
@@ -281,7 +281,7 @@ def main(src, root, src_opts, udc_list, ll_list, methods, seeds, epochs, threads
                 ok = (r["drop"] < ll_d.min()) == p_more
                 table.at[i, "order_as_papers"] = "yes" if ok else "no"
             elif r["kind"] == "lowlight" and not np.isnan(r["accuracy"]):
-                ok = (r["drop"] > udc_d.max()) == p_more
+                ok = (r["drop"] > udc_d.iloc[0]) == p_more  # against the first (default) UDC preset
                 table.at[i, "order_as_papers"] = "yes" if ok else "no"
     notes = verdicts(table, paper)
     wall = time.time() - t_start

@@ -244,3 +244,20 @@ def test_calibrate_cli_rejects_folders_without_common_names(tmp_path):
     r = CliRunner().invoke(main, ["calibrate", "--kind", "udc", "--clean", str(tmp_path / "a"),
                                   "--real", str(tmp_path / "b")])
     assert r.exit_code == 2 and "no image names in common" in r.output
+
+
+@pytest.mark.slow
+def test_shipped_presets_reproduce_their_figures_on_the_real_data():
+    """With the real data at $FER_REAL_DATA (see scripts/calibrate_presets.py), every shipped
+    preset re-measures to the figures its file records (within 2 %)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = os.environ.get("FER_REAL_DATA")
+    if not data or not Path(data, "lol").is_dir() or not Path(data, "udc").is_dir():
+        pytest.skip("set FER_REAL_DATA to the real LOL / UDC pairs (docs/calibration.md)")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "calibrate_presets.py"
+    res = subprocess.run([sys.executable, str(script), "--data", data, "--check"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr

@@ -156,7 +156,8 @@ def test_brooks_read_noise_follows_shot_noise():
     shot = np.log([r["shot_noise"] for r in rows])
     resid = np.log([r["read_noise"] for r in rows]) - (2.18 * shot + 1.20)
     assert abs(resid.mean()) < 0.05 and resid.std() == pytest.approx(0.26, rel=0.15)
-    assert np.exp(shot).min() >= 1e-4 and np.exp(shot).max() <= 2e-3
+    lo, hi, scale = load_preset("lowlight", "realistic", flag="--preset")["settings"]["shot_noise"]
+    assert scale == "log" and np.exp(shot).min() >= lo * (1 - 1e-3) and np.exp(shot).max() <= hi * (1 + 1e-3)
 
 
 def test_noise_does_not_depend_on_device_batch_or_neighbours():

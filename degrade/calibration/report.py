@@ -56,8 +56,49 @@ def preset_table(kind: str, name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The targets of issue 12 on held-out real pairs: (preset, label, getter, target text, check).
+def _ratio_range(s, r):
+    rs = [a / b for a, b in zip(s["contrast"][:4], r["contrast"][:4])]
+    return f"{min(rs):.2f}..{max(rs):.2f}"
+
+
+TARGETS = [
+    ("lowlight", "lldif", "darkening median", lambda c: c["sim"]["darkening"]["median"], "5.5-10"),
+    ("lowlight", "lldif", "darkening share in 3.5-16", lambda c: c["sim"]["darkening"]["share_3.5_16"], ">= 0.8"),
+    ("lowlight", "lldif", "histogram distance sim vs real", lambda c: c["sim_vs_real_hist"], "small"),
+    ("lowlight", "realistic", "darkening median", lambda c: c["sim"]["darkening"]["median"], "5.5-10"),
+    ("lowlight", "realistic", "darkening share in 3.5-16", lambda c: c["sim"]["darkening"]["share_3.5_16"], ">= 0.8"),
+    ("lowlight", "realistic", "noise sim / real", lambda c: c["compare"]["noise"], "0.5-2"),
+    ("udc", "toled", "brightness ratio", lambda c: c["sim"]["brightness"]["median"], "0.8-1.15"),
+    ("udc", "toled", "contrast sim / real, bands to 0.25 cyc/px", lambda c: _ratio_range(c["sim"], c["real"]),
+     "0.75-1.25"),
+    ("udc", "toled", "noise sim / real (pairs)", lambda c: c["compare"]["noise"], "-"),
+    ("udc", "poled", "brightness ratio", lambda c: c["sim"]["brightness"]["median"], "0.35-0.75"),
+    ("udc", "poled", "colour cast R/G", lambda c: c["sim"]["rg"], "0.9-1.1"),
+    ("udc", "poled", "colour cast B/G", lambda c: c["sim"]["bg"], "0.5-0.75"),
+    ("udc", "poled", "noise sim / real (pairs)", lambda c: c["compare"]["noise"], "-"),
+]
+
+
+def summary_table() -> str:
+    """The issue's targets on held-out pairs: real, first preset, calibrated preset."""
+    lines = ["## Summary: held-out pairs against the targets", "",
+             "| preset | measure | target | real | first preset | calibrated |", "|---|---|---|---|---|---|"]
+    for kind, name, label, get, target in TARGETS:
+        cal = load_preset(kind, name, flag="--preset")["calibration"]
+        before, after = cal["before"]["test"], cal["after"]["test"]
+        real = "" if "sim /" in label or "sim vs" in label else _fmt(get({"sim": after["real"], "real": after["real"],
+                                                                         "compare": {}, "sim_vs_real_hist": 0}))
+        lines.append(f"| `{name}` | {label} | {target} | {real} | {_fmt(get(before))} | {_fmt(get(after))} |")
+    for name in ("toled", "poled"):
+        cal = load_preset("udc", name, flag="--display")["calibration"]
+        lines.append(f"| `{name}` | PSF ghost copies (side peak / centre) | < 0.05 | | "
+                     f"{_fmt(cal['before']['psf_ghost'])} | {_fmt(cal['after']['psf_ghost'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def figures_markdown() -> str:
-    return HEADER + "\n" + "\n".join(preset_table(k, n) for k, n in CALIBRATED)
+    return HEADER + "\n" + summary_table() + "\n" + "\n".join(preset_table(k, n) for k, n in CALIBRATED)
 
 
 def write_figures_doc(path: str | Path) -> Path:
