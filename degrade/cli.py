@@ -365,7 +365,7 @@ def calibrate(kind: str, clean_dir: str, real_dir: str, preset: str | None, set_
             from .calibration.fit_lowlight import fit_lowlight
             from .lowlight.degradation import lowlight_from_settings
 
-            fitted, record = fit_lowlight(pairs, preset, seed=seed, short=size)
+            fitted, record = fit_lowlight(pairs, preset, seed=seed, short=size, overrides=over)
             deg = lowlight_from_settings(preset, fitted)
         else:
             deg = make_lowlight(preset, **over)

@@ -97,16 +97,18 @@ def _span(values: list[float], scale: str = "linear", digits: int = 2) -> list:
 
 
 def fit_lowlight(pairs: list[Pair], preset: str = "lldif", *, noise_pairs: int = 60, seed: int = 0,
-                 short: int | None = None, colour_from: dict[str, Any] | None = None
-                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+                 short: int | None = None, colour_from: dict[str, Any] | None = None,
+                 overrides: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fit ``preset``'s ranges to ``pairs``; returns ``(settings for a preset file, fit record)``.
 
     ``noise_pairs`` pairs (the first by name) are simulated in full to fit the noise factor;
     ``short`` resizes every pair's shorter side first (``None``: native size). ``colour_from``
     (the settings of a preset already fitted to the same pairs with the same tone controls)
-    supplies the exposure and white-balance ranges instead of steps 1-3.
+    supplies the exposure and white-balance ranges instead of steps 1-3. ``overrides`` are
+    ``make_lowlight`` overrides applied to the starting preset (e.g. other highlight ranges).
     """
-    base = make_lowlight(preset)
+    overrides = dict(overrides or {})
+    base = make_lowlight(preset, **overrides)
     desc = base.describe()
     settings: dict[str, Any] = dict(desc["ranges"])
     settings.update(desc["settings"])
@@ -116,7 +118,8 @@ def fit_lowlight(pairs: list[Pair], preset: str = "lldif", *, noise_pairs: int =
             settings[key] = list(colour_from[key])
         record["colour_from"] = "a preset fitted to the same pairs"
     else:
-        plain = make_lowlight(preset, camera_gain=None, shot_noise=None, read_noise=None, jpeg_quality=None)
+        plain = make_lowlight(preset, **{**overrides, "camera_gain": None, "shot_noise": None,
+                                         "read_noise": None, "jpeg_quality": None})
         fits = [fit_pair(plain, c, r) for _, c, r in track(iter_pairs(pairs, FIT_SHORT),
                                                         "fitting exposure and colour", total=len(pairs))]
         settings["exposure_ev"] = _span([f["exposure_ev"] for f in fits])

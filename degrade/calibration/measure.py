@@ -6,7 +6,7 @@ from typing import Any
 
 from fercore.progress import track
 
-from .metrics import PairStats, compare, histogram_distance
+from .metrics import BANDS, NOISE_BINS, PairStats, compare, histogram_distance
 from .pairs import Pair, iter_pairs, simulate
 
 
@@ -45,9 +45,9 @@ ROWS: list[tuple[str, Any]] = [
     ("colour cast R/G", lambda s: s["rg"]),
     ("colour cast B/G", lambda s: s["bg"]),
     *[(f"contrast {lo:g}-{hi:g} cyc/px", (lambda i: lambda s: s["contrast"][i])(i))
-      for i, (lo, hi) in enumerate(((0.01, 0.03), (0.03, 0.06), (0.06, 0.12), (0.12, 0.25), (0.25, 0.5)))],
-    *[(f"noise sd, luma {lo}-{hi}", (lambda i: lambda s: s["noise"][i])(i))
-      for i, (lo, hi) in enumerate(((0, 8), (8, 16), (16, 32), (32, 64), (64, 128), (128, 256)))],
+      for i, (lo, hi) in enumerate(BANDS)],
+    *[(f"noise sd, luma {lo:g}-{hi:g}", (lambda i: lambda s: s["noise"][i])(i))
+      for i, (lo, hi) in enumerate(zip(NOISE_BINS[:-1], NOISE_BINS[1:]))],
     ("histogram distance to clean", lambda s: s["hist_distance"]),
     ("ghost copies (kernel side peak)", lambda s: s["ghost"]),
 ]
