@@ -37,6 +37,7 @@ from fercore.progress import track
 
 from ..udc import UDCSettings
 from ..udc.degradation import PRESET_KEYS, UDC
+from ..udc.psf import add_scatter
 from .metrics import BANDS, PairStats, _lin_luma, colour_cast, flat_noise_sums, noise_from_sums, psf_ghost
 from .pairs import Pair, iter_pairs, resize_short, simulate
 
@@ -126,23 +127,14 @@ def _spectra(data) -> list[tuple[np.ndarray, tuple[int, int], np.ndarray]]:
 
 
 def _otf2(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """``|OTF|^2`` of a centred 2-D kernel on an image of ``shape`` (rfft layout)."""
+    """``|OTF|^2`` of a centred 2-D kernel on an image of ``shape`` (rfft layout): the kernel
+    placed circularly with its centre at ``[0, 0]`` (wrapping when it is wider than the image)."""
     h, w = shape
     k = kernel.shape[0]
-    pad = np.zeros((max(h, k), max(w, k)))
-    pad[:k, :k] = kernel
-    pad = np.roll(pad, (-(k // 2), -(k // 2)), axis=(0, 1))[:h, :w] if k <= min(h, w) else _wrap(kernel, h, w)
+    offs = np.arange(k) - k // 2
+    pad = np.zeros((h, w))
+    np.add.at(pad, ((offs % h)[:, None], (offs % w)[None, :]), kernel)
     return np.abs(np.fft.rfft2(pad)) ** 2
-
-
-def _wrap(kernel: np.ndarray, h: int, w: int) -> np.ndarray:
-    k = kernel.shape[0]
-    out = np.zeros((h, w))
-    c = k // 2
-    for dy in range(k):
-        for dx in range(k):
-            out[(dy - c) % h, (dx - c) % w] += kernel[dy, dx]
-    return out
 
 
 def contrast_of(kernel_rgb: np.ndarray, spectra) -> np.ndarray:
@@ -167,8 +159,6 @@ def fit_blur(settings: dict[str, Any], data, target: list[float], short: int) ->
     spectra = _spectra(data)
     t = np.log(np.asarray(target)[list(FIT_BANDS)])
     best, best_loss = {}, math.inf
-    from ..udc.psf import add_scatter
-
     for pixel_um, opaque in track(list(itertools.product(PIXEL_UM, OPAQUE)), "fitting blur"):
         base = _udc({**settings, "pixel_um": pixel_um, "opaque_transmittance": opaque, "scatter": 0.0})
         diff = base.kernel_for(short, short)

@@ -39,6 +39,7 @@ from torch import Tensor
 from fercore.errors import ConfigError
 
 from ..base import Degradation
+from ..presetfile import is_preset_path
 from ..settings import check_keys
 from . import ops
 from .displays import PANELS, Display, get_display, load_display_mask
@@ -230,7 +231,7 @@ def build_display(s: UDCSettings) -> Display:
     if s.display_mask:
         base = load_display_mask(s.display_mask, base, pitch_um=s.pitch_um)
     over: dict[str, Any] = {"name": s.display if s.display_mask is None else base.name}
-    if _is_path(s.display):
+    if is_preset_path(s.display):
         over["name"] = os.path.splitext(os.path.basename(s.display))[0]
     for name in ("pitch_um", "pixel_um", "aperture_mm", "focal_mm"):
         if getattr(s, name) is not None:
@@ -240,12 +241,6 @@ def build_display(s: UDCSettings) -> Display:
     if s.opaque_transmittance is not None:
         over["opaque_transmittance"] = float(s.opaque_transmittance)
     return dataclasses.replace(base, **over)
-
-
-def _is_path(name: str) -> bool:
-    from ..presetfile import is_preset_path
-
-    return is_preset_path(name)
 
 
 def _odd(x: float) -> int:
