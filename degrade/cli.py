@@ -296,8 +296,8 @@ def lowlight(rebuild: RebuildOptions, preset: str, set_pairs: tuple[str, ...], d
                    "`--preset`, or a preset file. Default: `toled` / `lldif`.")
 @click.option("--set", "set_pairs", multiple=True, metavar="KEY=VALUE", help="Override a setting of the preset.")
 @click.option("--size", type=int, default=None,
-              help="Resize every pair so its shorter side is N px (area) before measuring; UDC presets are "
-                   "defined at the face scale `reference_px` (100), so compare UDC captures at `--size 100`.")
+              help="Resize every pair so its shorter side is N px (area) before measuring. Default: 100 for "
+                   "`udc` (its presets are defined at the face scale `reference_px` = 100), native for `lowlight`.")
 @click.option("--limit", type=int, default=None, help="Only the first N pairs (by name).")
 @click.option("--exclude", multiple=True, metavar="NAME", help="Leave out a pair (file name without extension).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulator's draws (with each name).")
@@ -341,6 +341,8 @@ def calibrate(kind: str, clean_dir: str, real_dir: str, preset: str | None, set_
 
     pairs = find_pairs(clean_dir, real_dir, limit=limit, exclude=exclude)
     preset = preset or ("toled" if kind == "udc" else "lldif")
+    # UDC presets are defined at the face scale (reference_px 100): measure and fit there.
+    size = size if size is not None else (100 if kind == "udc" else None)
     fitted: dict | None = None
     record: dict = {}
     if kind == "udc":
@@ -353,7 +355,7 @@ def calibrate(kind: str, clean_dir: str, real_dir: str, preset: str | None, set_
             from .udc.degradation import udc_from_settings
 
             noise = read_folder(noise_real, "--noise-real") if noise_real else None
-            fitted, record = fit_udc(pairs, preset, short=size or 100, overrides=over, noise_real=noise, seed=seed)
+            fitted, record = fit_udc(pairs, preset, short=size, overrides=over, noise_real=noise, seed=seed)
             deg = udc_from_settings(preset, fitted)
         else:
             deg = make_udc(preset, **over)
