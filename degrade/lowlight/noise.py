@@ -27,7 +27,7 @@ from torch import Tensor
 from fercore.errors import ConfigError
 
 from ..base import standard_normal
-from .checks import batch_param
+from fercore.checks import per_sample
 
 #: Brooks et al. (2019) read-noise model: log(read) = 2.18 log(shot) + 1.20 + N(0, 0.26).
 BROOKS_SLOPE, BROOKS_INTERCEPT, BROOKS_SIGMA = 2.18, 1.20, 0.26
@@ -68,9 +68,9 @@ def sensor_noise(linear: Tensor, shot: float | Tensor, read: float | Tensor, gai
         ``(B, 3, H, W)`` noisy linear light, unclipped (may be negative, as raw data is).
     """
     b = linear.shape[0]
-    shot = batch_param(shot, b, "shot_noise", linear, lo=0.0, hi=0.1, hint="Brooks et al. use 1e-4..0.012")
-    read = batch_param(read, b, "read_noise", linear, lo=0.0, hi=0.01, hint="a variance; typical 1e-8..1e-4")
-    gain = batch_param(gain, b, "camera_gain", linear, lo=1.0, hi=1024.0,
+    shot = per_sample(shot, b, "shot_noise", linear, lo=0.0, hi=0.1, hint="Brooks et al. use 1e-4..0.012")
+    read = per_sample(read, b, "read_noise", linear, lo=0.0, hi=0.01, hint="a variance; typical 1e-8..1e-4")
+    gain = per_sample(gain, b, "camera_gain", linear, lo=1.0, hi=1024.0,
                        hint="the amplification a camera applied, 1 = base ISO")
     var = noise_variance(linear, shot, read, gain)
     z = sample_normals(generators, tuple(linear.shape[1:]), linear)

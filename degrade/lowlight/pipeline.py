@@ -20,7 +20,7 @@ from torch import Tensor
 
 from fercore.errors import ConfigError
 
-from .checks import check_images
+from fercore.checks import check_images
 from .colour import linear_to_srgb, srgb_to_linear
 from .exposure import exposure
 from .jpeg import jpeg_recompress
