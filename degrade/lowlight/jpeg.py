@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fercore.checks import per_sample
 from fercore.imageio import decode_image, encode_image
 
 from ..base import codes8
-from fercore.checks import per_sample
 
 
 def to_uint8(image: Tensor) -> np.ndarray:

@@ -19,9 +19,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from fercore.checks import per_sample
 from fercore.errors import ConfigError
 
-from fercore.checks import per_sample
 from .tone import DEFAULT_PIVOT
 
 #: Slope change at the pivot, in stops, for a full Contrast slider.

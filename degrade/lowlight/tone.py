@@ -36,9 +36,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from fercore.checks import per_sample
 from fercore.errors import ConfigError
 
-from fercore.checks import per_sample
 from .colour import luma
 
 #: Stops of local exposure at a full slider (±100) -- the default strength of both controls.

@@ -18,9 +18,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from fercore.checks import per_sample
 from fercore.errors import ConfigError
 
-from fercore.checks import per_sample
 from .colour import KELVIN_MAX, KELVIN_MIN, REC709, white_rgb
 
 #: The colour temperature the input is assumed to be balanced for.

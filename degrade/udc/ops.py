@@ -30,7 +30,7 @@ from torch import Tensor
 
 from fercore.checks import TensorError, check_images, per_sample
 
-from ..base import standard_normal
+from ..base import Noise, standard_normal
 
 __all__ = [
     "srgb_to_linear", "linear_to_srgb", "srgb8_to_linear", "linear_to_srgb8", "attenuate",
@@ -338,18 +338,25 @@ def sensor_noise(x: Tensor, photons: Tensor | float, normal: Tensor, *, read_noi
     return noisy.clamp(0.0, full_well_e) / L
 
 
-def sensor_noise_poisson(x: Tensor, photons: Tensor | float, generators: list[torch.Generator], *,
+def sensor_noise_poisson(x: Tensor, photons: Tensor | float, generators: Noise, *,
                          read_noise_e: float = 4.87, full_well_e: float = 15506.0) -> Tensor:
     """Exact Poisson shot noise plus Gaussian read noise (not differentiable in ``x``).
 
-    Each sample's Poisson counts and read noise come from its own CPU generator, in that
-    order: ``Poisson(photons * x) + read_noise_e * N(0, 1)``, clipped to ``[0, full_well_e]``,
-    divided by ``photons``.
+    ``Poisson(photons * x) + read_noise_e * N(0, 1)``, clipped to ``[0, full_well_e]``, divided
+    by ``photons``. With one CPU generator per sample (a rebuilt set) each sample's read noise
+    and Poisson counts come from its own generator, in that order, on the CPU; with one
+    generator on the images' device (or ``None``: torch's global generator) both are drawn on
+    the device for the whole batch.
     """
     _check_images(x)
+    L = per_sample(photons, x.shape[0], "photons", x, lo=0.0, lo_open=True)[:, None, None, None]
+    if not isinstance(generators, (list, tuple)):
+        rate = (x.clamp(min=0.0) * L).detach()
+        read = standard_normal(generators, tuple(x.shape[1:]), x.device, batch=x.shape[0], dtype=x.dtype)
+        noisy = torch.poisson(rate, generator=generators if isinstance(generators, torch.Generator) else None)
+        return (noisy + read_noise_e * read).clamp(0.0, full_well_e) / L
     if len(generators) != x.shape[0]:
         raise TensorError(f"need one generator per sample ({x.shape[0]}), got {len(generators)}", flag="generators")
-    L = per_sample(photons, x.shape[0], "photons", x, lo=0.0, lo_open=True)[:, None, None, None]
     rate = (x.clamp(min=0.0) * L).detach().cpu()
     out = []
     for i, g in enumerate(generators):
