@@ -30,6 +30,14 @@ fields):
 * ``erase``: with probability 0.5 a rectangle of area U(0.02, 0.25) of the image and aspect in
   (0.3, 3.3) is filled with the ImageNet mean colour (what ``RandomErasing(value=0)`` does to a
   normalised tensor; models normalise internally, so we fill before normalisation).
+
+On-the-fly degradation (off unless asked for, whatever the recipe): ``udc_p`` / ``ll_p`` degrade
+a training image with the UDC (``udc_display`` preset) or low-light (``ll_preset``) simulator with
+that probability, before the augmentations above (the camera comes first). Each item's gate,
+simulator parameters and noise seed come from its own generator, after the generic draws (so
+switching a degradation on leaves the other augmentations' values unchanged); see
+:class:`degrade.augment.ItemDegradation`. Evaluation never degrades. On the command line:
+``--aug udc:p=0.5``, ``--aug udc:p=0.5,display=poled``, ``--aug ll:p=0.3,preset=realistic``.
 """
 
 from __future__ import annotations
@@ -44,6 +52,8 @@ from torch import Tensor
 
 from fercore.errors import ConfigError
 from fercore.landmarks import FLIP_68
+from fercore.sources import parse_options
+from fercore.transform import PerSampleTransform, stack_rows
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 #: Per-sample parameter names, in a fixed order.
@@ -70,11 +80,15 @@ class AugmentConfig:
     erase_p: float = 0.5
     erase_scale: tuple[float, float] = (0.02, 0.25)
     erase_ratio: tuple[float, float] = (0.3, 3.3)
+    udc_p: float = 0.0
+    udc_display: str = "toled"
+    ll_p: float = 0.0
+    ll_preset: str = "lldif"
 
     def __post_init__(self):
         if not 0 < self.crop_scale <= 1:
             raise ConfigError(f"crop_scale must be in (0, 1], got {self.crop_scale}", flag="augment.crop_scale")
-        for name in ("hflip_p", "erase_p"):
+        for name in ("hflip_p", "erase_p", "udc_p", "ll_p"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"must be a probability, got {getattr(self, name)}", flag=f"augment.{name}")
         lo, hi = self.rrc_scale
@@ -83,7 +97,70 @@ class AugmentConfig:
                               flag="augment.rrc_scale")
 
     def to_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+        """The settings (the job's identity); a degradation that is off is left out, so configs
+        without one keep the identity they had before degradations could be switched on."""
+        off = {"udc_p", "udc_display"} if self.udc_p == 0 else set()
+        off |= {"ll_p", "ll_preset"} if self.ll_p == 0 else set()
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items() if k not in off}
+
+    def degradations(self) -> list:
+        """The on-the-fly degradation steps that are on (:class:`degrade.augment.ItemDegradation`)."""
+        from degrade.augment import ItemDegradation
+
+        steps = []
+        if self.udc_p > 0:
+            from degrade.udc import make_udc
+
+            steps.append(ItemDegradation("udc", make_udc(self.udc_display), self.udc_p))
+        if self.ll_p > 0:
+            from degrade.lowlight import make_lowlight
+
+            steps.append(ItemDegradation("ll", make_lowlight(self.ll_preset), self.ll_p))
+        return steps
+
+
+#: ``--aug KIND:...`` forms: kind -> (probability field, {option: field}).
+DEGRADE_AUGS = {"udc": ("udc_p", {"p": "udc_p", "display": "udc_display"}),
+                "ll": ("ll_p", {"p": "ll_p", "preset": "ll_preset"})}
+
+
+def parse_augment(pairs) -> AugmentConfig:
+    """``--aug`` values -> :class:`AugmentConfig`. ``KEY=VALUE`` sets a field (JSON values;
+    ``--aug rotate_deg=15``); ``udc:p=0.5[,display=NAME]`` and ``ll:p=0.5[,preset=NAME]`` switch
+    on an on-the-fly degradation (``p`` required, in (0, 1])."""
+    from .datasets import parse_value
+
+    fields: dict = {}
+    known = AugmentConfig.__dataclass_fields__
+    plain = []
+    for pair in pairs:
+        kind, sep, rest = pair.partition(":")
+        if not sep or kind.strip() not in DEGRADE_AUGS:
+            plain.append(pair)
+            continue
+        _, names = DEGRADE_AUGS[kind.strip()]
+        opts = parse_options([o for o in rest.split(",") if o.strip()], flag="--aug",
+                             form=f"{kind}:p=P[,{','.join(f'{n}=...' for n in names if n != 'p')}]")
+        unknown = sorted(set(opts) - set(names))
+        if unknown or "p" not in opts:
+            raise ConfigError(f"{pair!r}: give p=PROBABILITY" + (f"; unknown option(s) {', '.join(unknown)}"
+                              if unknown else "") + f"; options of {kind}: {', '.join(names)}", flag="--aug")
+        for name, value in opts.items():
+            fields[names[name]] = float(value) if name == "p" else value
+        if fields[names["p"]] <= 0:
+            raise ConfigError(f"{pair!r}: p must be in (0, 1]", flag="--aug")
+    for k, v in parse_options(plain, flag="--aug").items():
+        if k not in known:
+            raise ConfigError(f"unknown augmentation setting {k!r}; known: {', '.join(known)}, or "
+                              "udc:p=P[,display=NAME] / ll:p=P[,preset=NAME]", flag="--aug")
+        val = parse_value(v)
+        fields[k] = tuple(val) if isinstance(val, list) else val
+    try:
+        return AugmentConfig(**fields)
+    except ValueError as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(str(e), flag="--aug") from None
 
 
 def sample_params(rng: np.random.Generator, augment: tuple[str, ...], cfg: AugmentConfig) -> dict[str, float]:
@@ -133,8 +210,9 @@ def eval_params(augment: tuple[str, ...], cfg: AugmentConfig) -> dict[str, float
 
 
 def stack_params(rows: list[dict[str, float]], device=None) -> dict[str, Tensor]:
-    """Per-item parameter dicts -> dict of ``(B,)`` float32 tensors."""
-    return {k: torch.tensor([r[k] for r in rows], dtype=torch.float32, device=device) for k in PARAM_NAMES}
+    """Per-item parameter dicts (:meth:`Augmenter.draw` rows) -> dict of ``(B,)`` float32 tensors,
+    one per key of the rows (:data:`PARAM_NAMES`, then any degradation's)."""
+    return stack_rows(rows, list(rows[0]) if rows else PARAM_NAMES, device)
 
 
 def affine_theta(flip: Tensor, cx: Tensor, cy: Tensor, sx: Tensor, sy: Tensor, angle_deg: Tensor) -> Tensor:
@@ -252,10 +330,13 @@ def _is_identity(p: dict[str, Tensor]) -> bool:
                 and (p["sx"] == 1).all() and (p["sy"] == 1).all() and (p["angle"] == 0).all())
 
 
-class Augmenter:
+class Augmenter(PerSampleTransform):
     """Applies a recipe's generic augmentations to batches (the data pipeline's wrapper).
 
-    ``augment``: names from :data:`models.recipe.AUGMENTS`; ``size``: output side.
+    ``augment``: names from :data:`models.recipe.AUGMENTS`; ``size``: output side. A
+    :class:`~fercore.transform.PerSampleTransform`: :meth:`draw` one item's parameters from the
+    item's generator, :func:`stack_params`, then ``augmenter(images, params, landmarks)``. The
+    degradations ``cfg`` switches on (``udc_p``, ``ll_p``) run first, on the input images.
     """
 
     def __init__(self, augment: tuple[str, ...], size: int, cfg: AugmentConfig | None = None):
@@ -268,16 +349,31 @@ class Augmenter:
         self.augment = tuple(augment)
         self.size = int(size)
         self.cfg = cfg or AugmentConfig()
+        self.degradations = self.cfg.degradations()
 
-    def draw(self, rng: np.random.Generator) -> dict[str, float]:
-        return sample_params(rng, self.augment, self.cfg)
+    def param_names(self) -> list[str]:
+        return [*PARAM_NAMES, *(n for d in self.degradations for n in d.param_names())]
+
+    def sample_params(self, rng: np.random.Generator) -> dict[str, float]:
+        """One item's parameters: the generic ones (:func:`sample_params`), then each degradation's."""
+        p = sample_params(rng, self.augment, self.cfg)
+        for d in self.degradations:
+            p.update(d.sample_params(rng))
+        return p
+
+    draw = sample_params
 
     def eval_rows(self, n: int) -> list[dict[str, float]]:
-        return [eval_params(self.augment, self.cfg)] * n
+        row = eval_params(self.augment, self.cfg)
+        for d in self.degradations:
+            row.update(d.identity_params())
+        return [row] * n
 
-    def __call__(self, images: Tensor, params: dict[str, Tensor],
-                 landmarks: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    def apply(self, images: Tensor, params: dict[str, Tensor],
+              landmarks: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """``images`` ``(B, 3, H, W)`` in [0, 1] -> ``(B, 3, size, size)`` and moved landmarks."""
+        for d in self.degradations:
+            images = d.apply(images, params)
         if _is_identity(params) and images.shape[-1] == self.size and images.shape[-2] == self.size:
             out = images
         else:
@@ -292,3 +388,5 @@ class Augmenter:
         if bool((params["erase"] != 0).any()):
             out = erase(out, params["erase"], params["ex"], params["ey"], params["ew"], params["eh"])
         return out, landmarks
+
+    __call__ = apply

@@ -16,10 +16,9 @@ import rich_click as click
 from fercore.errors import ConfigError
 from fercore.progress import console, make_progress, out_console
 from fercore.seeding import parse_shard
-from fercore.sources import parse_options
 
 from .datasets import (DataSettings, ResolvedDataset, is_sample, parse_data_paths, parse_scoped_options,
-                       parse_value, resolve_in_order, sample_datasets, split_list)
+                       resolve_in_order, sample_datasets, split_list)
 from .specs import MethodSpec, RecipeOverrides, parse_methods, parse_seeds, plan_model, stage_plan
 
 if TYPE_CHECKING:
@@ -74,7 +73,9 @@ def exec_options(fn):
         click.option("--recipe", "recipe_pairs", multiple=True, metavar="KEY=VALUE",
                      help="Any recipe field, repeatable (JSON values): `--recipe optimizer=sgd --recipe augment='[\"hflip\"]'`."),
         click.option("--aug", "aug_pairs", multiple=True, metavar="KEY=VALUE",
-                     help="Augmentation range, repeatable: `--aug rotate_deg=15 --aug crop_scale=0.875`."),
+                     help="Augmentation range, repeatable: `--aug rotate_deg=15 --aug crop_scale=0.875`; "
+                          "`--aug udc:p=0.5[,display=poled]` / `--aug ll:p=0.5[,preset=realistic]` degrade "
+                          "training images on the fly."),
         click.option("--eval-every", default=1, show_default=True, help="Evaluate every N epochs (0: at the end only)."),
         click.option("--eval-batch-size", default=128, show_default=True, help="Evaluation batch size."),
         click.option("--eval-clean/--no-eval-clean", default=True, show_default=True,
@@ -123,16 +124,9 @@ def _build_device(device: str) -> str:
 
 
 def _aug_config(pairs) -> AugmentConfig:
-    from .augment import AugmentConfig  # torch: not at start-up
+    from .augment import parse_augment  # torch: not at start-up
 
-    fields: dict[str, Any] = {}
-    known = AugmentConfig.__dataclass_fields__
-    for k, v in parse_options(pairs, flag="--aug").items():
-        if k not in known:
-            raise ConfigError(f"unknown augmentation setting {k!r}; known: {', '.join(known)}", flag="--aug")
-        val = parse_value(v)
-        fields[k] = tuple(val) if isinstance(val, list) else val
-    return AugmentConfig(**fields)
+    return parse_augment(pairs)
 
 
 def _job_shard(text: str | None) -> tuple[int, int]:

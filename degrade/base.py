@@ -10,8 +10,12 @@ Rules every implementation follows:
 * :meth:`sample_params` draws *only* from the generator it is given, so an image's parameters
   depend on (seed, id) alone -- never on batch size, order, workers, devices or shards.
 * :meth:`apply` is batched: per-sample parameters arrive as tensors of shape ``(B,)`` (or
-  ``(B, k)``), and each sample's noise comes from its own CPU generator in ``generators``
-  (drawn on the CPU, then moved to the device, so the numbers do not depend on the device).
+  ``(B, k)``). For a rebuilt set each sample's noise comes from its own CPU generator in
+  ``generators`` (drawn on the CPU, then moved to the device, so the numbers do not depend on
+  the device); an augmentation (:mod:`degrade.augment`) passes one generator on the images'
+  device instead (see :data:`fercore.transform.Noise`).
+* The draw/stack/apply split is :class:`fercore.transform.PerSampleTransform`, shared with the
+  training augmentations.
 * Images are ``(B, 3, H, W)`` float tensors, sRGB in [0, 1]; the output has the same shape and
   range. Quantisation to 8 bits is done by the runner.
 * The runner calls :meth:`apply_uint8` (8-bit codes in, 8-bit codes out). Its default wraps
@@ -22,13 +26,16 @@ Rules every implementation follows:
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import Tensor
+
+from fercore.transform import Noise, PerSampleTransform, standard_normal
+
+__all__ = ["Degradation", "Noise", "codes8", "standard_normal"]
 
 
 def codes8(y: Tensor) -> Tensor:
@@ -37,17 +44,9 @@ def codes8(y: Tensor) -> Tensor:
     return torch.round(y.clamp(0.0, 1.0) * 255.0).to(torch.uint8)
 
 
-def standard_normal(generators: list[torch.Generator], shape: tuple[int, ...],
-                    device: torch.device | str = "cpu") -> Tensor:
-    """One ``shape`` draw of N(0, 1) per CPU generator, stacked to ``(B, *shape)`` on ``device``
-    (the sensor noise of both simulators). Drawn on the CPU and then moved, so the numbers do
-    not depend on the device."""
-    z = torch.stack([torch.randn(shape, generator=g) for g in generators])
-    return z.to(device)
-
-
-class Degradation(ABC):
-    """A configured degradation simulator (see module docstring)."""
+class Degradation(PerSampleTransform):
+    """A configured degradation simulator (see module docstring): a
+    :class:`~fercore.transform.PerSampleTransform` whose noise comes from a :data:`~fercore.transform.Noise`."""
 
     #: Short name used in commands, manifests and run records (``"udc"``, ``"lowlight"``).
     kind: ClassVar[str] = ""
@@ -57,21 +56,19 @@ class Degradation(ABC):
         """Preset name and every setting (JSON-serialisable), for the run record and cache keys."""
 
     @abstractmethod
-    def param_names(self) -> list[str]:
-        """Names of the per-image parameters, in manifest column order."""
-
-    @abstractmethod
-    def sample_params(self, rng: np.random.Generator) -> dict[str, float]:
-        """One image's parameters, drawn only from ``rng`` (seeded by run seed and image id)."""
-
-    @abstractmethod
-    def apply(self, images: Tensor, params: dict[str, Tensor],
-              generators: list[torch.Generator]) -> Tensor:
+    def apply(self, images: Tensor, params: dict[str, Tensor], generators: Noise) -> Tensor:
         """Degrade a batch: ``(B, 3, H, W)`` sRGB in [0, 1] -> same shape and range.
 
-        ``params[name]`` is a ``(B,)`` tensor on the images' device; ``generators[i]`` is the
-        CPU generator for sample ``i``'s noise.
+        ``params[name]`` is a ``(B,)`` tensor on the images' device; ``generators`` is the
+        noise source (:data:`~fercore.transform.Noise`): the runner passes one CPU generator per
+        sample (``generators[i]`` for sample ``i``), an augmentation one generator on the
+        images' device or the normals themselves.
         """
+
+    def noise_kind(self) -> str:
+        """The sensor noise :meth:`apply` adds: ``"normal"`` (Gaussian, from standard normals),
+        ``"poisson"`` (needs generators, not normals) or ``"none"``."""
+        return "normal"
 
     def apply_uint8(self, images: Tensor, params: dict[str, Tensor],
                     generators: list[torch.Generator]) -> Tensor:
@@ -88,13 +85,7 @@ class Degradation(ABC):
         image id) only -- the toolkit's one seeding rule for degradations. ``tag`` defaults to
         :attr:`kind` (the rebuilt sets); another tag gives another, equally reproducible stream
         (e.g. ``"udc-augment"``)."""
-        from fercore.seeding import numpy_rng, torch_generator
+        from fercore.seeding import torch_generator
 
         tag = self.kind if tag is None else tag
-        rows = [self.sample_params(numpy_rng(seed, tag, "params", i)) for i in ids]
-        return rows, [torch_generator(seed, tag, "noise", i) for i in ids]
-
-    def stack_params(self, rows: list[dict[str, float]], device: torch.device | str) -> dict[str, Tensor]:
-        """Per-image parameter dicts -> dict of ``(B,)`` float32 tensors on ``device``."""
-        return {k: torch.tensor([r[k] for r in rows], dtype=torch.float32, device=device)
-                for k in self.param_names()}
+        return self.draws_for(seed, ids, tag, "params"), [torch_generator(seed, tag, "noise", i) for i in ids]

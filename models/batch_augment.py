@@ -23,13 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fercore.checks import check_images, check_shape
 from fercore.errors import ConfigError
 
-
-def _check_images(images: Tensor, fn: str) -> None:
-    if images.ndim != 4:
-        raise ConfigError(f"{fn}: images must be (B, C, H, W), got shape {tuple(images.shape)}; "
-                          "add a batch dimension with images[None]")
+#: What these helpers accept: any channels, dtype and range (some run after normalisation).
+_ANY_IMAGES = {"channels": None, "floating": False, "unit_range": False}
 
 
 # -- horizontal flip / Gaussian noise (SCN, RUL, ARM basic_aug; EAC noise) ----------------------
@@ -37,7 +35,7 @@ def _check_images(images: Tensor, fn: str) -> None:
 def hflip(images: Tensor, apply: Tensor | None = None) -> Tensor:
     """Mirror images left-right: ``(B, C, H, W)`` -> same shape; ``apply`` (B,) bool selects
     which samples flip (all when ``None``)."""
-    _check_images(images, "hflip")
+    check_images(images, fn="hflip", **_ANY_IMAGES)
     flipped = images.flip(-1)
     if apply is None:
         return flipped
@@ -52,10 +50,9 @@ def add_gaussian_noise(images: Tensor, noise: Tensor, std: float = math.sqrt(30)
     ``add_gaussian_noise(var=30)`` on 0..255 pixels (sigma = sqrt(30) grey levels). The official
     code then truncates to uint8; we keep floats (a bias below 1/255).
     """
-    _check_images(images, "add_gaussian_noise")
-    if noise.shape != images.shape:
-        raise ConfigError(f"add_gaussian_noise: noise shape {tuple(noise.shape)} must equal images shape "
-                          f"{tuple(images.shape)}")
+    check_images(images, fn="add_gaussian_noise", **_ANY_IMAGES)
+    check_shape(noise, tuple(images.shape), "noise", fn="add_gaussian_noise",
+                hint="draw it with torch.randn_like(images)")
     noisy = (images + std * noise.to(images)).clamp(0, 1)
     if apply is None:
         return noisy
@@ -117,9 +114,9 @@ def erase(images: Tensor, boxes: Tensor, value: float = 0.0) -> Tensor:
     ``images`` (B, C, H, W) any range (the official recipes erase normalised images with 0,
     i.e. the mean colour); ``boxes`` (B, 4) long as from :func:`sample_erasing`.
     """
-    _check_images(images, "erase")
-    if boxes.shape != (images.shape[0], 4):
-        raise ConfigError(f"erase: boxes must be (B, 4) = (top, left, height, width), got {tuple(boxes.shape)}")
+    check_images(images, fn="erase", **_ANY_IMAGES)
+    check_shape(boxes, (images.shape[0], 4), "boxes", fn="erase",
+                hint="one (top, left, height, width) row per image")
     b = boxes.to(images.device).view(-1, 4, 1, 1)
     rows = torch.arange(images.shape[-2], device=images.device).view(1, -1, 1)
     cols = torch.arange(images.shape[-1], device=images.device).view(1, 1, -1)
@@ -169,7 +166,7 @@ def rotate_shift(images: Tensor, angle: Tensor, shift: Tensor) -> Tensor:
     neighbour, as torchvision's RandomRotation default. ``images`` (B, C, H, W)."""
     from kornia.geometry.transform import get_rotation_matrix2d, warp_affine
 
-    _check_images(images, "rotate_shift")
+    check_images(images, fn="rotate_shift", **_ANY_IMAGES)
     n, _, h, w = images.shape
     centre = torch.tensor([(w - 1) / 2, (h - 1) / 2], dtype=images.dtype, device=images.device).expand(n, 2)
     m = get_rotation_matrix2d(centre, angle.to(images), torch.ones(n, 2, dtype=images.dtype, device=images.device))
@@ -190,7 +187,7 @@ def five_crop(images: Tensor, which: Tensor, scale: float = 256 / 224) -> Tensor
     """Enlarge by ``scale`` and crop back to the input size at one of five places per sample:
     ``which`` (B,) in 0..4 = top-left, top-right, bottom-left, bottom-right, centre
     (torchvision ``five_crop`` order). ``images`` (B, C, H, W)."""
-    _check_images(images, "five_crop")
+    check_images(images, fn="five_crop", **_ANY_IMAGES)
     h, w = images.shape[-2:]
     big = _upscale(images, scale)
     bh, bw = big.shape[-2:]
@@ -203,7 +200,7 @@ def five_crop(images: Tensor, which: Tensor, scale: float = 256 / 224) -> Tensor
 def center_crop_zoom(images: Tensor, scale: float = 256 / 224) -> Tensor:
     """Enlarge by ``scale`` and take the central crop of the input size (``Resize(256) +
     CenterCrop(224)`` at 224). ``images`` (B, C, H, W)."""
-    _check_images(images, "center_crop_zoom")
+    check_images(images, fn="center_crop_zoom", **_ANY_IMAGES)
     return five_crop(images, torch.full((images.shape[0],), 4), scale)
 
 
@@ -238,7 +235,6 @@ def drop_path(x: Tensor, keep: Tensor, p: float) -> Tensor:
     ``x`` ``(B, ...)``; identity when ``p == 0``."""
     if p == 0:
         return x
-    if keep.shape != (x.shape[0],):
-        raise ConfigError(f"drop_path: keep mask {tuple(keep.shape)} does not match batch {x.shape[0]}")
+    check_shape(keep, (x.shape[0],), "keep", fn="drop_path", hint="one bool per sample (sample_drop_path)")
     scale = keep.to(device=x.device, dtype=x.dtype) / (1 - p)
     return x * scale.view(-1, *([1] * (x.ndim - 1)))

@@ -169,10 +169,13 @@ def test_float_path_is_differentiable():
 def test_augment_module_is_reproducible():
     from degrade.udc import UDCAugment
 
-    aug = UDCAugment(make_udc("toled"), seed=1)
-    x = torch.rand(2, 3, 20, 20)
-    assert torch.equal(aug(x, keys=["a", "b"]), aug(x, keys=["a", "b"]))
-    assert not torch.equal(aug(x, keys=["a", "b"]), aug(x, keys=["a", "c"]))
+    udc = make_udc("toled")
+    x = torch.rand(2, 3, 20, 20, requires_grad=True)
+    y = UDCAugment(udc, p=1.0, seed=1)(x)  # no keys: parameters per sample from the seed
+    assert torch.equal(y, UDCAugment(udc, p=1.0, seed=1)(x))
+    assert not torch.equal(y, UDCAugment(udc, p=1.0, seed=2)(x))
+    y.mean().backward()  # the float path: gradients reach the input
+    assert x.grad.abs().sum() > 0
 
 
 def test_bad_settings_name_the_setting():

@@ -20,5 +20,13 @@ __all__ = [
     "LowLight", "make_lowlight", "low_light", "exposure", "white_balance", "white_balance_gains",
     "highlights", "shadows", "highlights_shadows", "highlights_mask", "shadows_mask", "contrast", "whites_blacks",
     "sensor_noise", "noise_variance", "jpeg_recompress", "srgb_to_linear", "linear_to_srgb", "luma",
-    "planckian_xy", "illuminant_xy", "white_rgb", "PRESETS", "PARAMS", "SETTINGS", "Range",
+    "planckian_xy", "illuminant_xy", "white_rgb", "PRESETS", "PARAMS", "SETTINGS", "Range", "LowLightAugment",
 ]
+
+
+def __getattr__(name: str):
+    if name == "LowLightAugment":  # imported on use: it pulls in kornia.augmentation
+        from .augment import LowLightAugment
+
+        return LowLightAugment
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -153,6 +153,9 @@ class LowLight(Degradation):
             outs.append(codes8(y))
         return torch.cat(outs) if len(outs) > 1 else outs[0]
 
+    def noise_kind(self) -> str:
+        return "none" if self.ranges["shot_noise"] is None else "normal"
+
     def _settings_kwargs(self) -> dict[str, float]:
         return dict(self.settings)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .checks import batch_param
+from fercore.checks import per_sample
 
 #: Allowed exposure change in stops (Lightroom's slider spans -5..+5).
 EV_LIMIT = 10.0
@@ -23,6 +23,6 @@ def exposure(linear: Tensor, ev: float | Tensor) -> Tensor:
     Returns:
         ``(B, 3, H, W)`` linear light, differentiable in ``linear`` and ``ev``.
     """
-    ev = batch_param(ev, linear.shape[0], "exposure_ev", linear, lo=-EV_LIMIT, hi=EV_LIMIT,
+    ev = per_sample(ev, linear.shape[0], "exposure_ev", linear, lo=-EV_LIMIT, hi=EV_LIMIT,
                      hint="exposure is in stops, e.g. -3 for an eighth of the light")
     return linear * (2.0 ** ev).view(-1, 1, 1, 1)

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fercore.checks import per_sample
 from fercore.imageio import decode_image, encode_image
 
 from ..base import codes8
-from .checks import batch_param
 
 
 def to_uint8(image: Tensor) -> np.ndarray:
@@ -34,7 +34,7 @@ def jpeg_recompress(image: Tensor, quality: float | Tensor) -> Tensor:
     Returns:
         ``(B, 3, H, W)`` decoded JPEG in [0, 1] on ``image``'s device (multiples of 1/255).
     """
-    quality = batch_param(quality, image.shape[0], "jpeg_quality", image, lo=1.0, hi=100.0,
+    quality = per_sample(quality, image.shape[0], "jpeg_quality", image, lo=1.0, hi=100.0,
                           hint="libjpeg quality, e.g. 75")
     q = torch.round(quality.detach()).to(torch.int64).cpu().tolist()
     decoded = [decode_image(encode_image(img, ".jpg", jpeg_quality=qi)) for img, qi in zip(to_uint8(image), q)]

@@ -19,9 +19,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from fercore.checks import per_sample
 from fercore.errors import ConfigError
 
-from .checks import batch_param
 from .tone import DEFAULT_PIVOT
 
 #: Slope change at the pivot, in stops, for a full Contrast slider.
@@ -41,7 +41,7 @@ def contrast(image: Tensor, amount: float | Tensor, *, stops: float = DEFAULT_CO
     """
     if not 0.0 < stops <= 3.0:
         raise ConfigError(f"got {stops!r}; must be in (0, 3]", flag="contrast_stops")
-    amount = batch_param(amount, image.shape[0], "contrast", image, lo=-1.0, hi=1.0,
+    amount = per_sample(amount, image.shape[0], "contrast", image, lo=-1.0, hi=1.0,
                          hint="Lightroom's Contrast slider divided by 100")
     g = torch.exp2(stops * amount).view(-1, 1, 1, 1)
     x = image.clamp(0.0, 1.0)
@@ -68,8 +68,8 @@ def whites_blacks(image: Tensor, whites: float | Tensor = 0.0, blacks: float | T
     if not 0.0 < blacks_reach <= 0.4:
         raise ConfigError(f"got {blacks_reach!r}; must be in (0, 0.4]", flag="blacks_reach")
     b = image.shape[0]
-    whites = batch_param(whites, b, "whites", image, lo=-1.0, hi=1.0, hint="Lightroom's Whites slider / 100")
-    blacks = batch_param(blacks, b, "blacks", image, lo=-1.0, hi=1.0, hint="Lightroom's Blacks slider / 100")
+    whites = per_sample(whites, b, "whites", image, lo=-1.0, hi=1.0, hint="Lightroom's Whites slider / 100")
+    blacks = per_sample(blacks, b, "blacks", image, lo=-1.0, hi=1.0, hint="Lightroom's Blacks slider / 100")
     white = (1.0 - whites_reach * whites).view(-1, 1, 1, 1)
     black = (-blacks_reach * blacks).view(-1, 1, 1, 1)
     return (image - black) / (white - black)

@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import Tensor
 
-from fercore.errors import ConfigError
+from fercore.checks import per_sample
 
-from ..base import standard_normal
-from .checks import batch_param
+from ..base import Noise, standard_normal
 
 #: Brooks et al. (2019) read-noise model: log(read) = 2.18 log(shot) + 1.20 + N(0, 0.26).
 BROOKS_SLOPE, BROOKS_INTERCEPT, BROOKS_SIGMA = 2.18, 1.20, 0.26
@@ -38,13 +36,11 @@ def brooks_read_noise(shot: float, normal: float) -> float:
     return math.exp(BROOKS_SLOPE * math.log(shot) + BROOKS_INTERCEPT + BROOKS_SIGMA * normal)
 
 
-def sample_normals(generators: list[torch.Generator], shape: tuple[int, ...], like: Tensor) -> Tensor:
-    """``(B, *shape)`` standard normals, row ``i`` from ``generators[i]`` (CPU), moved to ``like``."""
-    if len(generators) != like.shape[0]:
-        raise ConfigError(f"got {len(generators)} generators for a batch of {like.shape[0]}; pass one "
-                          "CPU torch.Generator per sample (fercore.seeding.torch_generator(seed, id, ...))",
-                          flag="generators")
-    return standard_normal(generators, shape, like.device).to(like.dtype)
+def sample_normals(generators: Noise, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """``(B, *shape)`` standard normals in ``like``'s dtype and device: row ``i`` from
+    ``generators[i]`` (one CPU generator per sample, drawn on the CPU and moved), or from one
+    generator on ``like``'s device, or given as a tensor (:data:`~fercore.transform.Noise`)."""
+    return standard_normal(generators, shape, like.device, batch=like.shape[0], dtype=like.dtype).to(like.dtype)
 
 
 def noise_variance(linear: Tensor, shot: Tensor, read: Tensor, gain: Tensor) -> Tensor:
@@ -54,7 +50,7 @@ def noise_variance(linear: Tensor, shot: Tensor, read: Tensor, gain: Tensor) -> 
 
 
 def sensor_noise(linear: Tensor, shot: float | Tensor, read: float | Tensor, gain: float | Tensor,
-                 generators: list[torch.Generator]) -> Tensor:
+                 generators: Noise) -> Tensor:
     """Add amplified shot + read noise to darkened linear light.
 
     Args:
@@ -62,15 +58,16 @@ def sensor_noise(linear: Tensor, shot: float | Tensor, read: float | Tensor, gai
         shot: base-gain shot-noise factor, number or ``(B,)``, in [0, 0.1] (Brooks: 1e-4..0.012).
         read: base-gain read-noise variance, number or ``(B,)``, in [0, 0.01].
         gain: camera gain ``G`` (1 = base ISO), number or ``(B,)``, in [1, 1024].
-        generators: one CPU ``torch.Generator`` per sample.
+        generators: one CPU ``torch.Generator`` per sample (a rebuilt set), or one generator on
+            the images' device, or the normals (:data:`~fercore.transform.Noise`).
 
     Returns:
         ``(B, 3, H, W)`` noisy linear light, unclipped (may be negative, as raw data is).
     """
     b = linear.shape[0]
-    shot = batch_param(shot, b, "shot_noise", linear, lo=0.0, hi=0.1, hint="Brooks et al. use 1e-4..0.012")
-    read = batch_param(read, b, "read_noise", linear, lo=0.0, hi=0.01, hint="a variance; typical 1e-8..1e-4")
-    gain = batch_param(gain, b, "camera_gain", linear, lo=1.0, hi=1024.0,
+    shot = per_sample(shot, b, "shot_noise", linear, lo=0.0, hi=0.1, hint="Brooks et al. use 1e-4..0.012")
+    read = per_sample(read, b, "read_noise", linear, lo=0.0, hi=0.01, hint="a variance; typical 1e-8..1e-4")
+    gain = per_sample(gain, b, "camera_gain", linear, lo=1.0, hi=1024.0,
                        hint="the amplification a camera applied, 1 = base ISO")
     var = noise_variance(linear, shot, read, gain)
     z = sample_normals(generators, tuple(linear.shape[1:]), linear)

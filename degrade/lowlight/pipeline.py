@@ -18,9 +18,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from fercore.checks import check_images
 from fercore.errors import ConfigError
 
-from .checks import check_images
 from .colour import linear_to_srgb, srgb_to_linear
 from .exposure import exposure
 from .jpeg import jpeg_recompress

@@ -36,9 +36,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from fercore.checks import per_sample
 from fercore.errors import ConfigError
 
-from .checks import batch_param
 from .colour import luma
 
 #: Stops of local exposure at a full slider (±100) -- the default strength of both controls.
@@ -87,7 +87,7 @@ def shadows(image: Tensor, amount: float | Tensor, *, stops: float = DEFAULT_STO
         ``(B, 3, H, W)``, unclipped (a saturated channel may exceed 1 when ``amount > 0``).
     """
     _check_settings(stops, pivot, "shadows")
-    amount = batch_param(amount, image.shape[0], "shadows", image, lo=-1.0, hi=1.0,
+    amount = per_sample(amount, image.shape[0], "shadows", image, lo=-1.0, hi=1.0,
                          hint="Lightroom's Shadows slider divided by 100")
     m = shadows_mask(image, pivot)
     return image * torch.exp2(stops * amount.view(-1, 1, 1, 1) * m)
@@ -107,7 +107,7 @@ def highlights(image: Tensor, amount: float | Tensor, *, stops: float = DEFAULT_
         ``(B, 3, H, W)``, unclipped (a saturated channel may fall below 0 when ``amount < 0``).
     """
     _check_settings(stops, pivot, "highlights")
-    amount = batch_param(amount, image.shape[0], "highlights", image, lo=-1.0, hi=1.0,
+    amount = per_sample(amount, image.shape[0], "highlights", image, lo=-1.0, hi=1.0,
                          hint="Lightroom's Highlights slider divided by 100")
     m = highlights_mask(image, pivot)
     return 1.0 - (1.0 - image) * torch.exp2(-stops * amount.view(-1, 1, 1, 1) * m)
@@ -130,9 +130,9 @@ def highlights_shadows(image: Tensor, highlights_amount: float | Tensor, shadows
     _check_settings(highlights_stops, pivot, "highlights")
     _check_settings(shadows_stops, pivot, "shadows")
     b = image.shape[0]
-    h = batch_param(highlights_amount, b, "highlights", image, lo=-1.0, hi=1.0,
+    h = per_sample(highlights_amount, b, "highlights", image, lo=-1.0, hi=1.0,
                     hint="Lightroom's Highlights slider divided by 100").view(-1, 1, 1, 1)
-    s = batch_param(shadows_amount, b, "shadows", image, lo=-1.0, hi=1.0,
+    s = per_sample(shadows_amount, b, "shadows", image, lo=-1.0, hi=1.0,
                     hint="Lightroom's Shadows slider divided by 100").view(-1, 1, 1, 1)
     lum = luma(image)
     fs = torch.exp2(shadows_stops * s * _smoothstep((pivot - lum) / pivot))

@@ -18,9 +18,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from fercore.checks import per_sample
 from fercore.errors import ConfigError
 
-from .checks import batch_param
 from .colour import KELVIN_MAX, KELVIN_MIN, REC709, white_rgb
 
 #: The colour temperature the input is assumed to be balanced for.
@@ -60,9 +60,9 @@ def white_balance(linear: Tensor, kelvin: float | Tensor, tint: float | Tensor =
         ``(B, 3, H, W)`` linear light (may exceed 1 where a gain is above 1; not clipped).
     """
     b = linear.shape[0]
-    kelvin = batch_param(kelvin, b, "temperature_k", linear, lo=KELVIN_MIN, hi=KELVIN_MAX,
+    kelvin = per_sample(kelvin, b, "temperature_k", linear, lo=KELVIN_MIN, hi=KELVIN_MAX,
                          hint="Temp is in Kelvin: 6500 is neutral, lower is cooler, higher is warmer")
-    tint = batch_param(tint, b, "tint", linear, lo=-TINT_LIMIT, hi=TINT_LIMIT,
+    tint = per_sample(tint, b, "tint", linear, lo=-TINT_LIMIT, hi=TINT_LIMIT,
                        hint="Lightroom Tint units: 0 is neutral, + is magenta, - is green")
     if not KELVIN_MIN <= reference_kelvin <= KELVIN_MAX:  # also rejects NaN
         raise ConfigError(f"got {reference_kelvin!r}; must be in [{KELVIN_MIN:g}, {KELVIN_MAX:g}] K "

@@ -9,7 +9,7 @@ One file per idea:
 * :mod:`~degrade.udc.ops` -- the image-formation stages as pure batched torch functions.
 * :mod:`~degrade.udc.degradation` -- :class:`UDC` (a :class:`~degrade.base.Degradation`),
   its settings and per-image parameter ranges; :func:`make_udc`.
-* :mod:`~degrade.udc.augment` -- :class:`UDCAugment`, the simulator as a training augmentation.
+* :mod:`~degrade.udc.augment` -- :class:`UDCAugment`, the simulator as a kornia augmentation.
 * :mod:`~degrade.udc.plots` -- PSF and MTF figures for ``fer-degrade psf``.
 
 Names are imported lazily so ``fer-degrade --help`` does not pay for importing torch.

@@ -1,39 +1,44 @@
-"""The UDC simulator as a training augmentation (a thin ``nn.Module`` over :class:`UDC`)."""
+"""The UDC simulator as a kornia augmentation (:class:`UDCAugment`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
-from torch import Tensor, nn
+import torch
+
+from ..augment import DegradationAugment
+from .degradation import UDC, make_udc
 
 
-from .degradation import UDC
+class UDCAugment(DegradationAugment):
+    """Degrade a batch of sRGB images in [0, 1] as seen through an under-display camera.
 
+    A kornia intensity augmentation (:class:`degrade.augment.DegradationAugment`): each sample
+    is degraded with probability ``p``, with its own transmittance, photon level and exposure
+    drawn from the preset's ranges (one set with ``same_on_batch``); the sensor noise is drawn
+    on the images' device. The float path is used, so gradients flow to the input (with
+    ``noise="normal"``).
 
-class UDCAugment(nn.Module):
-    """Degrade a batch of sRGB images in [0, 1] with freshly drawn UDC parameters.
-
-    ``forward(x, keys)`` draws each sample's parameters and noise from generators seeded by
-    ``(seed, key)``: pass stable keys (image id and epoch, say) for reproducible augmentation.
-    The float path is used, so gradients flow to the input (with ``noise="normal"``).
+    Args:
+        udc: a configured :class:`UDC` or a display preset name (``toled``, ``poled``, ...).
+        p, same_on_batch, keepdim, seed, generator: see :class:`~degrade.augment.DegradationAugment`.
+        **settings: :class:`~degrade.udc.degradation.UDCSettings` fields when ``udc`` is a name.
 
     Example::
 
-        aug = UDCAugment(make_udc("toled"), seed=0)
-        x_udc = aug(x, keys=[f"{i}-{epoch}" for i in ids])
+        aug = UDCAugment("toled", p=0.5, seed=0)
+        x_udc = aug(x)                                  # (B, 3, H, W) in [0, 1], CPU or CUDA
+        pipeline = kornia.augmentation.AugmentationSequential(K.RandomHorizontalFlip(), aug)
     """
 
-    def __init__(self, udc: UDC, seed: int = 0):
-        super().__init__()
-        self.udc = udc
-        self.seed = int(seed)
+    def __init__(self, udc: UDC | str = "toled", p: float = 0.5, same_on_batch: bool = False,
+                 keepdim: bool = False, *, seed: int | None = None, generator: torch.Generator | None = None,
+                 **settings: Any):
+        if isinstance(udc, str):
+            udc = make_udc(udc, **settings)
+        super().__init__(udc, p=p, same_on_batch=same_on_batch, keepdim=keepdim, seed=seed, generator=generator)
+        self.flags = {"display": udc.display.name}
 
-    def forward(self, x: Tensor, keys: Sequence[object]) -> Tensor:
-        if len(keys) != x.shape[0]:
-            raise ValueError(f"need one key per sample ({x.shape[0]}), got {len(keys)}")
-        rows, gens = self.udc.draws(self.seed, keys, tag="udc-augment")
-        params = self.udc.stack_params(rows, x.device)
-        return self.udc.apply(x, params, gens)
-
-    def extra_repr(self) -> str:
-        return f"display={self.udc.display.name}, seed={self.seed}"
+    @property
+    def udc(self) -> UDC:
+        return self.degradation

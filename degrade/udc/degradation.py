@@ -38,7 +38,7 @@ from torch import Tensor
 
 from fercore.errors import ConfigError
 
-from ..base import Degradation
+from ..base import Degradation, Noise
 from ..presetfile import is_preset_path
 from ..settings import check_keys
 from . import ops
@@ -357,7 +357,7 @@ class UDC(Degradation):
             out["flare_gain"] = float(math.exp(rng.uniform(math.log(s.flare_gain[0]), math.log(s.flare_gain[1]))))
         return out
 
-    def apply(self, images: Tensor, params: dict[str, Tensor], generators: list[torch.Generator]) -> Tensor:
+    def apply(self, images: Tensor, params: dict[str, Tensor], generators: Noise) -> Tensor:
         """Float path: sRGB [0, 1] in and out (differentiable with ``noise="normal"``)."""
         return ops.linear_to_srgb(self.linear(ops.srgb_to_linear(images), params, generators))
 
@@ -375,6 +375,9 @@ class UDC(Degradation):
             lin = self.linear(ops.srgb8_to_linear(images[sl]), p, generators[sl], backend=backend)
             outs.append(ops.linear_to_srgb8(lin))
         return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+    def noise_kind(self) -> str:
+        return self.settings.noise
 
     def fft_backend_for(self, device: torch.device) -> str:
         """The convolution backend the 8-bit path uses on ``device`` (see ``fft_backend``)."""
@@ -402,16 +405,19 @@ class UDC(Degradation):
             self._opencv[(h, w)] = ops.OpenCVConvolver(self.kernel_for(h, w), self.settings.border)
         return self._opencv[(h, w)]
 
-    def linear(self, x: Tensor, params: dict[str, Tensor], generators: list[torch.Generator], *,
+    def linear(self, x: Tensor, params: dict[str, Tensor], generators: Noise, *,
                backend: str = "torch") -> Tensor:
         """Linear scene ``(B, 3, H, W)`` -> linear camera output in [0, 1].
+
+        ``generators``: the noise source (:data:`~fercore.transform.Noise`), one CPU generator
+        per image for a rebuilt set.
 
         ``backend="opencv"`` blurs with :class:`~degrade.udc.ops.OpenCVConvolver` (CPU, not
         differentiable); the default torch path is differentiable and runs on any device.
         """
         s = self.settings
         b, _, h, w = x.shape
-        if len(generators) != b:
+        if isinstance(generators, (list, tuple)) and len(generators) != b:
             raise ValueError(f"need one generator per image ({b}), got {len(generators)}")
         if s.flare:
             x = ops.flare_boost(x, params["flare_gain"], threshold=s.flare_threshold, blob_px=s.flare_blob_px)
@@ -423,7 +429,7 @@ class UDC(Degradation):
             kernel = self.otf(h, w, x.device)
             x = ops.psf_convolve(x, torch.from_numpy(self.kernel_for(h, w)), border=s.border, otf=kernel)
         if s.noise == "normal":
-            z = ops.standard_normal(generators, (3, h, w), x.device)
+            z = ops.standard_normal(generators, (3, h, w), x.device, batch=b)
             x = ops.sensor_noise(x, params["photons"], z, read_noise_e=s.read_noise_e, full_well_e=s.full_well_e)
         elif s.noise == "poisson":
             x = ops.sensor_noise_poisson(x, params["photons"], generators, read_noise_e=s.read_noise_e,

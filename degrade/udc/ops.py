@@ -28,7 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..base import standard_normal
+from fercore.checks import TensorError, check_images, per_sample
+
+from ..base import Noise, standard_normal
 
 __all__ = [
     "srgb_to_linear", "linear_to_srgb", "srgb8_to_linear", "linear_to_srgb8", "attenuate",
@@ -39,27 +41,8 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- checks
 def _check_images(x: Tensor, name: str = "images") -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"{name} must have shape (B, 3, H, W), got {tuple(x.shape)}; "
-                         "add a batch dimension with x[None] or convert grey images to RGB")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a float tensor (divide uint8 images by 255, or use srgb8_to_linear)")
-
-
-def _per_sample(p: Tensor | float, b: int, ref: Tensor, name: str, width: int | None = None) -> Tensor:
-    """Broadcast a scalar or check a ``(B,)`` / ``(B, width)`` parameter tensor."""
-    if not isinstance(p, Tensor):
-        p = torch.tensor(float(p), dtype=ref.dtype, device=ref.device)
-    p = p.to(device=ref.device, dtype=ref.dtype)
-    shape = (b,) if width is None else (b, width)
-    if p.ndim == 0:
-        return p.expand(shape)
-    if tuple(p.shape) != shape:
-        raise ValueError(f"{name} must be a scalar or have shape {shape} (one value per sample"
-                         f"{'' if width is None else ' and channel'}), got {tuple(p.shape)}")
-    return p
+    """A ``(B, 3, H, W)`` float tensor; linear light may exceed 1, so no range check."""
+    check_images(x, name, unit_range=False)
 
 
 # ------------------------------------------------------------------------ colour space
@@ -114,7 +97,7 @@ def srgb8_to_linear(img: Tensor) -> Tensor:
     tensor); the values are the same either way.
     """
     if img.dtype != torch.uint8:
-        raise TypeError(f"srgb8_to_linear expects uint8 images, got {img.dtype}")
+        raise TensorError(f"expected uint8 codes, got {img.dtype}; use srgb_to_linear for float images", flag="srgb8_to_linear: img")
     lut = _srgb8_lut(str(img.device))
     if img.device.type != "cpu":
         return lut[img.long()]
@@ -164,9 +147,7 @@ def attenuate(x: Tensor, transmittance: Tensor) -> Tensor:
     t = transmittance
     if isinstance(t, Tensor) and t.ndim == 1 and t.shape[0] == b:
         t = t[:, None].expand(b, 3)
-    t = _per_sample(t, b, x, "transmittance", width=3)
-    if bool((t <= 0).any()) or bool((t > 1).any()):
-        raise ValueError("transmittance must lie in (0, 1]")
+    t = per_sample(t, b, "transmittance", x, width=3, lo=0.0, hi=1.0, lo_open=True)
     return x * t[:, :, None, None]
 
 
@@ -191,9 +172,7 @@ def flare_boost(x: Tensor, gain: Tensor | float, *, threshold: float = 0.95, blo
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
     if blob_px < 1 or blob_px % 2 == 0:
         raise ValueError(f"blob_px must be a positive odd number, got {blob_px}")
-    g = _per_sample(gain, x.shape[0], x, "gain")
-    if bool((g < 1).any()):
-        raise ValueError("flare gain must be >= 1")
+    g = per_sample(gain, x.shape[0], "flare gain", x, lo=1.0)
     lum = x[:, 0:1] * 0.2126 + x[:, 1:2] * 0.7152 + x[:, 2:3] * 0.0722
     m = ((lum - threshold) / (1.0 - threshold)).clamp(0.0, 1.0)
     s = F.avg_pool2d(m, blob_px, stride=1, padding=blob_px // 2, count_include_pad=False)
@@ -220,7 +199,7 @@ def psf_otf(psf: Tensor, fft_shape: tuple[int, int]) -> Tensor:
     arithmetic (a fused complex kernel may round differently depending on the batch).
     """
     if psf.ndim not in (3, 4) or psf.shape[-3] != 3 or psf.shape[-1] != psf.shape[-2] or psf.shape[-1] % 2 == 0:
-        raise ValueError(f"psf must be (3, k, k) or (B, 3, k, k) with k odd, got {tuple(psf.shape)}")
+        raise TensorError(f"must be (3, k, k) or (B, 3, k, k) with k odd, got {tuple(psf.shape)}", flag="psf")
     k = psf.shape[-1]
     nh, nw = fft_shape
     pad = psf.new_zeros((*psf.shape[:-2], nh, nw))
@@ -283,7 +262,7 @@ class OpenCVConvolver:
         import cv2
 
         if psf.ndim != 3 or psf.shape[0] != 3 or psf.shape[1] != psf.shape[2] or psf.shape[1] % 2 == 0:
-            raise ValueError(f"psf must be (3, k, k) with k odd, got {psf.shape}")
+            raise TensorError(f"must be (3, k, k) with k odd, got {psf.shape}", flag="psf")
         self.cv2 = cv2
         self.psf = np.ascontiguousarray(psf, dtype=np.float32)
         self.border = {"reflect": cv2.BORDER_REFLECT_101, "replicate": cv2.BORDER_REPLICATE,
@@ -348,10 +327,9 @@ def sensor_noise(x: Tensor, photons: Tensor | float, normal: Tensor, *, read_noi
     """
     _check_images(x)
     if normal.shape != x.shape:
-        raise ValueError(f"normal must have the images' shape {tuple(x.shape)}, got {tuple(normal.shape)}")
-    L = _per_sample(photons, x.shape[0], x, "photons")[:, None, None, None]
-    if bool((L <= 0).any()):
-        raise ValueError("photons must be > 0")
+        raise TensorError(f"must have the images' shape {tuple(x.shape)}, got {tuple(normal.shape)}; draw it with "
+                          "standard_normal(generators, x.shape[1:], x.device)", flag="normal")
+    L = per_sample(photons, x.shape[0], "photons", x, lo=0.0, lo_open=True)[:, None, None, None]
     e = x.clamp(min=0.0) * L
     if not (e.requires_grad or normal.requires_grad):  # same arithmetic, in place (less memory traffic)
         sd = torch.add(e, read_noise_e * read_noise_e).sqrt_().mul_(normal.to(x.dtype))
@@ -360,18 +338,25 @@ def sensor_noise(x: Tensor, photons: Tensor | float, normal: Tensor, *, read_noi
     return noisy.clamp(0.0, full_well_e) / L
 
 
-def sensor_noise_poisson(x: Tensor, photons: Tensor | float, generators: list[torch.Generator], *,
+def sensor_noise_poisson(x: Tensor, photons: Tensor | float, generators: Noise, *,
                          read_noise_e: float = 4.87, full_well_e: float = 15506.0) -> Tensor:
     """Exact Poisson shot noise plus Gaussian read noise (not differentiable in ``x``).
 
-    Each sample's Poisson counts and read noise come from its own CPU generator, in that
-    order: ``Poisson(photons * x) + read_noise_e * N(0, 1)``, clipped to ``[0, full_well_e]``,
-    divided by ``photons``.
+    ``Poisson(photons * x) + read_noise_e * N(0, 1)``, clipped to ``[0, full_well_e]``, divided
+    by ``photons``. With one CPU generator per sample (a rebuilt set) each sample's read noise
+    and Poisson counts come from its own generator, in that order, on the CPU; with one
+    generator on the images' device (or ``None``: torch's global generator) both are drawn on
+    the device for the whole batch.
     """
     _check_images(x)
+    L = per_sample(photons, x.shape[0], "photons", x, lo=0.0, lo_open=True)[:, None, None, None]
+    if not isinstance(generators, (list, tuple)):
+        rate = (x.clamp(min=0.0) * L).detach()
+        read = standard_normal(generators, tuple(x.shape[1:]), x.device, batch=x.shape[0], dtype=x.dtype)
+        noisy = torch.poisson(rate, generator=generators if isinstance(generators, torch.Generator) else None)
+        return (noisy + read_noise_e * read).clamp(0.0, full_well_e) / L
     if len(generators) != x.shape[0]:
-        raise ValueError(f"need one generator per sample ({x.shape[0]}), got {len(generators)}")
-    L = _per_sample(photons, x.shape[0], x, "photons")[:, None, None, None]
+        raise TensorError(f"need one generator per sample ({x.shape[0]}), got {len(generators)}", flag="generators")
     rate = (x.clamp(min=0.0) * L).detach().cpu()
     out = []
     for i, g in enumerate(generators):
@@ -388,9 +373,7 @@ def camera_gain(x: Tensor, gain: Tensor | float) -> Tensor:
     brightens a dim capture.
     """
     _check_images(x)
-    g = _per_sample(gain, x.shape[0], x, "gain")
-    if bool((g <= 0).any()):
-        raise ValueError("gain must be > 0")
+    g = per_sample(gain, x.shape[0], "gain", x, lo=0.0, lo_open=True)
     return (x * g[:, None, None, None]).clamp(0.0, 1.0)
 
 
