@@ -61,8 +61,9 @@ class RunSettings:
 
     Attributes:
         out: the runs folder.
-        device: where jobs run (a ``torch.device``; text such as ``cuda:1`` or ``auto`` is
-            resolved once, here, by :func:`fercore.device.resolve_device`).
+        device: where jobs run: the command's resolved ``torch.device`` (text such as
+            ``cuda:1`` or ``auto`` from a Python caller goes through
+            :func:`fercore.device.resolve_device` when a job starts).
         workers: decoding processes (results do not depend on it).
         eval_every: evaluate on the test split every N epochs (0: only at the end).
         eval_batch_size: evaluation batch (part of the config: diffusion models draw noise per
@@ -96,9 +97,6 @@ class RunSettings:
     force: bool = False
     landmark_detect: bool = False
     threads: int = 0
-
-    def __post_init__(self):
-        self.device = resolve_device(self.device)
 
     def config_part(self) -> dict[str, Any]:
         """The settings that change results (they enter the config hash)."""
@@ -182,7 +180,7 @@ class JobRunner:
     def __init__(self, job: Job, settings: RunSettings, info: DistInfo, progress=None):
         self.job, self.settings, self.info = job, settings, info
         self.seed = job.seed
-        self.device = info.place(settings.device)
+        self.device = info.place(resolve_device(settings.device))
         if self.device.type == "cuda":  # deterministic cuBLAS (seed_everything asks for determinism)
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         self.dir = job.run_dir(settings)
