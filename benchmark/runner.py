@@ -19,7 +19,8 @@ Determinism: the model is initialised from ``derive_seed(seed, "init")``; each e
 from (seed, stage, epoch); each item's augmentation from (seed, stage, epoch, id); each step's
 model randomness (``ctx.generator``) from (seed, stage, epoch, step); the global torch
 generator (dropout) is re-seeded from (seed, stage, epoch) at every epoch start; evaluation
-noise from (seed, eval batch). A run stopped after any epoch and started again loads the
+noise per item, from (seed, item id) (``ctx.item_seed``), so it does not depend on the
+evaluation batch size or the number of ranks. A run stopped after any epoch and started again loads the
 checkpoint and continues to the same bits as an uninterrupted run on the same device.
 """
 
@@ -52,7 +53,8 @@ from .metrics import classification_metrics
 from .specs import ModelPlan, config_hash
 
 #: Bumped when a change to the pipeline changes results (enters the config hash).
-PIPELINE_VERSION = 1
+#: 2: evaluation noise per item (seed, item id), no longer per evaluation batch.
+PIPELINE_VERSION = 2
 
 
 @dataclass
@@ -66,8 +68,8 @@ class RunSettings:
             :func:`fercore.device.resolve_device` when a job starts).
         workers: decoding processes (results do not depend on it).
         eval_every: evaluate on the test split every N epochs (0: only at the end).
-        eval_batch_size: evaluation batch (part of the config: diffusion models draw noise per
-            batch).
+        eval_batch_size: evaluation batch (in the config hash; results do not depend on it since
+            evaluation noise is drawn per item).
         eval_clean: for a degraded dataset, also evaluate the final model on the clean test set.
         save_features: keep test features in ``predictions.npz`` (t-SNE figures need them).
         stop_after_epochs: stop each job after this many epochs in this call (its checkpoint
@@ -228,7 +230,7 @@ class JobRunner:
         if table is None:
             return None
         from fercore.landmarks import landmarks_for
-        from fercore.sample.build import cache_dir
+        from fercore.cache import cache_dir
 
         cdir = cache_dir() / "landmarks"
         # rank 0 computes and caches; the other ranks read the cache after the barrier
@@ -342,8 +344,7 @@ class JobRunner:
         self.bar.start(description, len(mine))
         for bi, (pos, imgs) in zip(mine, table.iter_batches([batches[b] for b in mine])):
             batch = self.make_batch(table, pos, imgs, self.augmenter.eval_rows(len(pos)), labels, landmarks, meta)
-            ctx = StepContext(epoch=0, step=bi, stage=model.stage,
-                              generator=torch_generator(self.seed, "eval", bi))
+            ctx = StepContext(epoch=0, step=bi, stage=model.stage, item_seed=derive_seed(self.seed, "eval"))
             out = model.predict(batch, ctx)
             logits[bi] = out.logits.detach().float().cpu().numpy()
             if out.features is not None and self.settings.save_features:

@@ -68,6 +68,11 @@ class StepContext:
     ``replay`` is True when :func:`models.train.train_step` runs the same step again for SAM's
     second pass (same batch, same random draws): state a model updates outside the gradient
     (e.g. DACL's class centres) must not move twice.
+
+    ``item_seed`` (prediction without a ``generator``): the seed a model keys its per-item draws
+    with, together with each item's id (the runner passes one derived from the run seed, so an
+    image gets the same noise in any batch, at any batch size or rank count); ``None``: the
+    model's own (e.g. ``predict_seed``).
     """
 
     epoch: int = 0
@@ -75,6 +80,7 @@ class StepContext:
     stage: str = "main"
     generator: torch.Generator | None = None
     replay: bool = False
+    item_seed: int | None = None
 
     def randn(self, *shape: int, device=None, dtype=torch.float32) -> Tensor:
         """Standard normal noise from ``generator`` (drawn on the CPU, then moved, so the same
