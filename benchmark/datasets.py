@@ -293,7 +293,7 @@ def check_copy(name: str, root: Path, allow_unverified: bool) -> dict[str, Any]:
 def degraded_cache_dir(settings: DataSettings) -> Path:
     if settings.degraded_dir:
         return Path(settings.degraded_dir).expanduser()
-    from fercore.sample.build import cache_dir
+    from fercore.cache import cache_dir
 
     return cache_dir() / "degraded"
 
@@ -310,19 +310,13 @@ def degradation_settings(kind: str, settings: DataSettings) -> dict[str, Any]:
 
 def make_degradation(kind: str, factory_args: dict[str, Any]):
     """Build the degradation with the degrade API (imported here: the one place that does)."""
-    try:
-        if kind == "udc":
-            from degrade.udc import make_udc
+    if kind == "udc":
+        from degrade.udc import make_udc
 
-            return make_udc(**factory_args)
-        from degrade.lowlight import make_lowlight
+        return make_udc(**factory_args)
+    from degrade.lowlight import make_lowlight
 
-        return make_lowlight(**factory_args)
-    except ImportError as exc:
-        what = "degrade.udc (fer-degrade udc)" if kind == "udc" else "degrade.lowlight (fer-degrade lowlight)"
-        raise ConfigError(f"building a {kind} copy on demand needs {what}, which this installation "
-                          f"lacks ({exc}); pass --data NAME=PATH to a copy made with fer-degrade",
-                          flag="--datasets") from None
+    return make_lowlight(**factory_args)
 
 
 def build_degraded(name: DatasetName, clean: Source, settings: DataSettings, *,

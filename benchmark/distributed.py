@@ -1,23 +1,25 @@
-"""Data-parallel training under ``torchrun`` without changing the model interface.
+"""Data-parallel training under ``torchrun`` with PyTorch's ``DistributedDataParallel``.
 
 Started by ``torchrun --nproc_per_node=N -m benchmark.cli run ...`` (``WORLD_SIZE > 1``), the
-runner joins a process group (``nccl`` on CUDA, ``gloo`` on the CPU), and every rank runs the
-same jobs in the same order:
+runner joins a process group (the backend follows the resolved device: ``nccl`` on CUDA,
+``gloo`` on the CPU), and every rank runs the same jobs in the same order:
 
 * each global batch (the same as in a one-process run) is split into contiguous shards, one
   per rank (:func:`benchmark.data.shard`);
-* after each backward pass the gradients are averaged over ranks in one flattened
-  all-reduce (:func:`sync_gradients`), then clipped (the recipe's ``grad_clip``) -- so SAM's
-  two passes and gradient clipping see the averaged gradient, as with one process;
-* BatchNorm running statistics (floating buffers) are averaged at the end of every epoch;
+* each stage's training step runs through :func:`wrap_model`: a
+  :class:`~torch.nn.parallel.DistributedDataParallel` around the model's ``training_step``
+  (:class:`models.train.TrainingStep`), built after ``begin_stage`` so it holds exactly that
+  stage's trainable parameters. Its backward pass averages the gradients over ranks, so the
+  recipe's gradient clipping and SAM's two passes see the averaged gradient, as with one
+  process;
+* BatchNorm running statistics (floating buffers) are averaged at the end of every epoch
+  (:func:`average_buffers`; DDP's own ``broadcast_buffers`` would keep rank 0's alone);
 * SCN-style relabelling requests are gathered from all ranks and applied at the epoch end;
 * evaluation batches are dealt round-robin to the ranks and gathered on rank 0;
 * only rank 0 writes files (checkpoints, CSVs, predictions, tables, figures).
 
-This is plain data parallelism, not ``DistributedDataParallel``: ``FERModel.training_step``
-returns named losses rather than going through ``forward``, and averaging gradients once per
-step keeps that interface. Results with N ranks equal a one-process run up to BatchNorm
-statistics computed per shard and floating-point summation order.
+Results with N ranks equal a one-process run up to BatchNorm statistics computed per shard
+and floating-point summation order (``tests/test_bench_ddp.py`` checks it on two CPU ranks).
 """
 
 from __future__ import annotations
@@ -51,16 +53,24 @@ class DistInfo:
         if self.enabled:
             dist.barrier()
 
+    def place(self, device: torch.device) -> torch.device:
+        """This rank's device: ``cuda:LOCAL_RANK`` for CUDA under ``torchrun``, else ``device``."""
+        return torch.device("cuda", self.local_rank) if self.enabled and device.type == "cuda" else device
 
-def init_distributed(device: str, timeout_min: float = 120.0) -> DistInfo:
-    """Join the process group when launched by ``torchrun`` (``WORLD_SIZE > 1``)."""
+
+def init_distributed(device: torch.device, timeout_min: float = 120.0) -> DistInfo:
+    """Join the process group when launched by ``torchrun`` (``WORLD_SIZE > 1``).
+
+    ``device`` is the command's resolved device (:func:`fercore.device.resolve_device`): the
+    backend is ``nccl`` when it is CUDA, ``gloo`` otherwise.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
     rank = int(os.environ["RANK"])
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
-        backend = "nccl" if device.startswith("cuda") else "gloo"
+        backend = "nccl" if device.type == "cuda" else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(local)
         dist.init_process_group(backend, timeout=datetime.timedelta(minutes=timeout_min))
@@ -72,62 +82,21 @@ def shutdown(info: DistInfo) -> None:
         dist.destroy_process_group()
 
 
-def sync_gradients(params: list[torch.nn.Parameter], world: int) -> None:
-    """Average the gradients of ``params`` over ranks in one flattened all-reduce.
+def wrap_model(model: torch.nn.Module, info: DistInfo, device: torch.device):
+    """The training step of ``model`` behind ``DistributedDataParallel`` (``None`` with one rank).
 
-    A parameter whose gradient is ``None`` on every rank stays ``None`` (optimisers skip it, as
-    in a one-process run); if some ranks have one, the others count zeros.
+    Call it after ``begin_stage``: DDP holds the parameters that require gradients when it is
+    built. ``find_unused_parameters`` because a stage may leave some of them out of a step's
+    loss (they then get no gradient on any rank, as in a one-process run).
     """
-    if world <= 1 or not params:
-        return
-    dev = params[0].device
-    has = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=dev)
-    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float()
-                      for p in params])
-    buf = torch.cat([has, flat])
-    dist.all_reduce(buf)
-    has_any = buf[: len(params)] > 0
-    flat = buf[len(params):] / world
-    offset = 0
-    for p, any_grad in zip(params, has_any.tolist()):
-        n = p.numel()
-        if any_grad:
-            g = flat[offset:offset + n].view_as(p).to(p.dtype)
-            if p.grad is None:
-                p.grad = g.clone()
-            else:
-                p.grad.copy_(g)
-        offset += n
+    if not info.enabled:
+        return None
+    from torch.nn.parallel import DistributedDataParallel
 
+    from models.train import TrainingStep
 
-def install_gradient_sync(optimizer: torch.optim.Optimizer, model: torch.nn.Module, world: int,
-                          grad_clip: float = 0.0) -> None:
-    """Make ``optimizer.step`` average (then clip) gradients over ranks first.
-
-    Works for plain optimisers and for :class:`models.train.SAM` (its closure's gradients are
-    averaged too). With one rank it only applies ``grad_clip`` where the caller asked for it.
-    """
-    orig_step = optimizer.step
-    params = [p for p in model.parameters() if p.requires_grad]
-
-    def sync_and_clip() -> None:
-        sync_gradients(params, world)
-        if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], grad_clip)
-
-    def step(closure=None):
-        sync_and_clip()
-        if closure is None:
-            return orig_step()
-
-        def synced_closure():
-            loss = closure()
-            sync_and_clip()
-            return loss
-
-        return orig_step(synced_closure)
-
-    optimizer.step = step  # instance attribute: isinstance checks (SAM) still hold
+    return DistributedDataParallel(TrainingStep(model), device_ids=[device.index] if device.type == "cuda" else None,
+                                   broadcast_buffers=False, find_unused_parameters=True)
 
 
 def average_buffers(model: torch.nn.Module, world: int) -> None:

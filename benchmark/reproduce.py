@@ -20,6 +20,7 @@ from fercore.progress import console
 
 from .datasets import DataSettings, resolve_in_order, split_list
 from .distributed import DistInfo
+from .plan import plan_jobs
 from .specs import MethodSpec, RecipeOverrides, parse_methods
 from .tables import PAPER_METHODS, get_table, stand_in_name
 
@@ -44,8 +45,6 @@ def reproduce_jobs(target: str, paper: str, dsettings: DataSettings, seeds: list
                    datasets: str | None = None, info=None):
     """The jobs of ``target`` (``table1``..``table5`` or ``tstudy``) and the tables to write."""
     from models import list_models
-
-    from .commands import plan_jobs
 
     if "test" not in dsettings.src_opts.get("*", {}):  # the papers' FERPlus split, unless told
         dsettings.src_opts.setdefault("ferplus", {}).setdefault("test", "public+private")

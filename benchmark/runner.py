@@ -19,7 +19,8 @@ Determinism: the model is initialised from ``derive_seed(seed, "init")``; each e
 from (seed, stage, epoch); each item's augmentation from (seed, stage, epoch, id); each step's
 model randomness (``ctx.generator``) from (seed, stage, epoch, step); the global torch
 generator (dropout) is re-seeded from (seed, stage, epoch) at every epoch start; evaluation
-noise from (seed, eval batch). A run stopped after any epoch and started again loads the
+noise per item, from (seed, item id) (``ctx.item_seed``), so it does not depend on the
+evaluation batch size or the number of ranks. A run stopped after any epoch and started again loads the
 checkpoint and continues to the same bits as an uninterrupted run on the same device.
 """
 
@@ -38,6 +39,7 @@ import numpy as np
 import torch
 
 from fercore.atomic import atomic_open, atomic_write_text
+from fercore.device import resolve_device
 from fercore.errors import ConfigError, DataError, TrainingError
 from fercore.manifest import write_manifest
 from fercore.safeload import torch_load
@@ -46,13 +48,13 @@ from fercore.seeding import derive_seed, numpy_rng, seed_everything, torch_gener
 from .augment import AugmentConfig, Augmenter, stack_params
 from .data import ImageTable, augment_seed_keys, epoch_batches, eval_batches, item_meta, limit_records, shard
 from .datasets import ResolvedDataset
-from .distributed import (DistInfo, all_reduce_sum, average_buffers, gather_objects,
-                          install_gradient_sync)
+from .distributed import DistInfo, all_reduce_sum, average_buffers, gather_objects, wrap_model
 from .metrics import classification_metrics
-from .specs import ModelPlan, config_hash, stage_plan
+from .specs import ModelPlan, config_hash
 
 #: Bumped when a change to the pipeline changes results (enters the config hash).
-PIPELINE_VERSION = 1
+#: 2: evaluation noise per item (seed, item id), no longer per evaluation batch.
+PIPELINE_VERSION = 2
 
 
 @dataclass
@@ -61,11 +63,13 @@ class RunSettings:
 
     Attributes:
         out: the runs folder.
-        device: ``cpu``, ``cuda``, ``cuda:1`` or ``auto``.
+        device: where jobs run: the command's resolved ``torch.device`` (text such as
+            ``cuda:1`` or ``auto`` from a Python caller goes through
+            :func:`fercore.device.resolve_device` when a job starts).
         workers: decoding processes (results do not depend on it).
         eval_every: evaluate on the test split every N epochs (0: only at the end).
-        eval_batch_size: evaluation batch (part of the config: diffusion models draw noise per
-            batch).
+        eval_batch_size: evaluation batch (in the config hash; results do not depend on it since
+            evaluation noise is drawn per item).
         eval_clean: for a degraded dataset, also evaluate the final model on the clean test set.
         save_features: keep test features in ``predictions.npz`` (t-SNE figures need them).
         stop_after_epochs: stop each job after this many epochs in this call (its checkpoint
@@ -80,7 +84,7 @@ class RunSettings:
     """
 
     out: Path
-    device: str = "auto"
+    device: torch.device | str = "auto"
     workers: int = 2
     eval_every: int = 1
     eval_batch_size: int = 128
@@ -128,17 +132,6 @@ class Job:
     @property
     def title(self) -> str:
         return f"{self.plan.spec.label} on {self.dataset.name.name}, seed {self.seed}"
-
-
-def resolve_device(device: str, info: DistInfo) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError("CUDA is not available on this machine; use --device cpu", flag="--device")
-        if info.enabled:
-            return torch.device("cuda", info.local_rank)
-    return torch.device(device)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -189,7 +182,7 @@ class JobRunner:
     def __init__(self, job: Job, settings: RunSettings, info: DistInfo, progress=None):
         self.job, self.settings, self.info = job, settings, info
         self.seed = job.seed
-        self.device = resolve_device(settings.device, info)
+        self.device = info.place(resolve_device(settings.device))
         if self.device.type == "cuda":  # deterministic cuBLAS (seed_everything asks for determinism)
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         self.dir = job.run_dir(settings)
@@ -237,7 +230,7 @@ class JobRunner:
         if table is None:
             return None
         from fercore.landmarks import landmarks_for
-        from fercore.sample.build import cache_dir
+        from fercore.cache import cache_dir
 
         cdir = cache_dir() / "landmarks"
         # rank 0 computes and caches; the other ranks read the cache after the barrier
@@ -264,7 +257,13 @@ class JobRunner:
         return batch
 
     # ------------------------------------------------------------- training
-    def train_epoch(self, model, optimizer, stage: str, epoch: int, labels: torch.Tensor) -> dict[str, Any]:
+    def train_epoch(self, model, optimizer, stage: str, epoch: int, labels: torch.Tensor,
+                    step_module=None) -> dict[str, Any]:
+        """One epoch of ``stage``; ``step_module`` is the DDP-wrapped step under ``torchrun``.
+
+        Loss terms and hits stay on the device until the epoch ends (one sync per epoch, not
+        per step).
+        """
         from models.base import StepContext
         from models.train import train_step
 
@@ -276,28 +275,38 @@ class JobRunner:
         batches = epoch_batches(len(self.train), recipe.batch_size, self.seed, stage, epoch,
                                 drop_last=s.drop_last)
         local = [shard(b, info.rank, info.world) for b in batches]
-        sums: dict[str, float] = {}
-        correct = count = 0
-        pending: dict[int, int] = {}
+        terms: dict[str, list[torch.Tensor]] = {}
+        sizes: list[int] = []
+        hits: list[torch.Tensor] = []
+        relabel: list[tuple[np.ndarray, torch.Tensor]] = []
         self.bar.start(f"{self.job.title}: {stage} epoch {epoch + 1}", len(local))
-        grad_clip = 0.0 if info.enabled else recipe.grad_clip
         for step, (pos, imgs) in enumerate(self.train.iter_batches(local)):
             rows = [self.augmenter.draw(numpy_rng(*augment_seed_keys(self.seed, stage, epoch, self.train.ids[i])))
                     for i in pos]
             batch = self.make_batch(self.train, pos, imgs, rows, labels, self.landmarks["train"], self.meta["train"])
             ctx = StepContext(epoch=epoch, step=step, stage=stage,
                               generator=torch_generator(self.seed, "step", stage, epoch, step, *rank_key))
-            out = train_step(model, optimizer, batch, ctx, grad_clip=grad_clip)
-            n = len(pos)
+            out = train_step(model, optimizer, batch, ctx, grad_clip=recipe.grad_clip, step=step_module)
             for k, v in out.losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * n
-            correct += int((out.logits.argmax(1) == batch["label"]).sum())
-            count += n
+                terms.setdefault(k, []).append(v.reshape(()))
+            sizes.append(len(pos))
+            hits.append((out.logits.argmax(1) == batch["label"]).sum())
             new = out.extras.get("new_labels") if out.extras else None
             if new is not None:
-                for i, lab in zip(pos.tolist(), torch.as_tensor(new).view(-1).tolist()):
-                    pending[int(i)] = int(lab)
+                relabel.append((pos, torch.as_tensor(new).detach()))
             self.bar.advance()
+        sums: dict[str, float] = {}
+        for k, vals in terms.items():  # the same float64 sums as adding float(v) * n step by step
+            total = 0.0
+            for v, n in zip(torch.stack(vals).double().cpu().tolist(), sizes):
+                total += v * n
+            sums[k] = total
+        correct = int(torch.stack(hits).sum()) if hits else 0
+        count = sum(sizes)
+        pending: dict[int, int] = {}
+        for pos, new in relabel:
+            for i, lab in zip(pos.tolist(), new.view(-1).tolist()):
+                pending[int(i)] = int(lab)
         keys = sorted(sums)
         if info.enabled:  # every rank has the same loss names (same model, same stage)
             tot = all_reduce_sum([sums[k] for k in keys] + [correct, count], self.device)
@@ -335,8 +344,7 @@ class JobRunner:
         self.bar.start(description, len(mine))
         for bi, (pos, imgs) in zip(mine, table.iter_batches([batches[b] for b in mine])):
             batch = self.make_batch(table, pos, imgs, self.augmenter.eval_rows(len(pos)), labels, landmarks, meta)
-            ctx = StepContext(epoch=0, step=bi, stage=model.stage,
-                              generator=torch_generator(self.seed, "eval", bi))
+            ctx = StepContext(epoch=0, step=bi, stage=model.stage, item_seed=derive_seed(self.seed, "eval"))
             out = model.predict(batch, ctx)
             logits[bi] = out.logits.detach().float().cpu().numpy()
             if out.features is not None and self.settings.save_features:
@@ -352,7 +360,7 @@ class JobRunner:
 
     # ------------------------------------------------------------------ run
     def run(self) -> dict[str, Any]:
-        from models import create_model, save_checkpoint
+        from models import save_checkpoint
         from models.train import build_optimizer, build_scheduler
 
         job, s, info = self.job, self.settings, self.info
@@ -381,9 +389,8 @@ class JobRunner:
                 ckpt = None
         num_classes = len(job.dataset.classes)
         seed_everything(derive_seed(self.seed, "init"))
-        model = create_model(plan.spec.name, plan.preset, num_classes, variant=plan.spec.variant,
-                             **plan.spec.options_dict, recipe=dict(plan.recipe_changes))
-        stages = stage_plan(model.recipe, model.stages, type(model).stages)
+        model = plan.build(num_classes)
+        stages = plan.schedule
         if ckpt is not None:
             for st, _ in stages[: ckpt["stage_index"] + 1]:
                 model.begin_stage(st)
@@ -423,12 +430,11 @@ class JobRunner:
             if ckpt is not None and si == start_stage and first > 0:
                 optimizer.load_state_dict(ckpt["optimizer"])
                 scheduler.load_state_dict(ckpt["scheduler"])
-            if info.enabled:
-                install_gradient_sync(optimizer, model, info.world, model.recipe.grad_clip)
+            step_module = wrap_model(model, info, self.device)
             for epoch in range(first, n_ep):
                 lr = float(optimizer.param_groups[0]["lr"])
                 t0 = time.perf_counter()
-                row = self.train_epoch(model, optimizer, stage, epoch, labels)
+                row = self.train_epoch(model, optimizer, stage, epoch, labels, step_module)
                 if not math.isfinite(row["train_loss"]):
                     raise TrainingError(f"{job.title}: the training loss became {row['train_loss']} in stage "
                                         f"{stage} epoch {epoch + 1} (overall epoch {total_before[si] + epoch + 1}); "

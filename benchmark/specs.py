@@ -71,9 +71,6 @@ class MethodSpec:
         d.update(opts)
         return MethodSpec(self.name, self.variant, self.preset, tuple(sorted(d.items())))
 
-    def with_preset(self, preset: str | None) -> MethodSpec:
-        return MethodSpec(self.name, self.variant, preset, self.options)
-
 
 def parse_method(text: str) -> MethodSpec:
     """Parse ``NAME[:VARIANT][@PRESET][+KEY=VALUE]...`` (validated against the registry)."""
@@ -193,7 +190,23 @@ class RecipeOverrides:
 
 @dataclass
 class ModelPlan:
-    """A method spec resolved against the registry: constructor kwargs and final recipe."""
+    """A method spec resolved against the registry: the one decision of what a job trains.
+
+    Attributes:
+        spec: the method configuration as given.
+        preset: the preset it resolves to.
+        kwargs: constructor kwargs (preset, variant and options merged).
+        recipe_changes: recipe fields changed from the preset's (``--epochs``, ``--recipe`` ...).
+        recipe: the final recipe.
+        stages: the stages the built model trains, in order
+            (:meth:`models.base.FERModel.planned_stages`).
+        declared_stages: every stage of the method's class (a ``stage_epochs`` key naming one
+            this configuration leaves out is not an error).
+        all_kwargs: every constructor setting with its value (defaults included; JSON-able).
+
+    :attr:`schedule` is the budget, (stage, epochs) in training order; ``--dry-run`` prints it
+    and the runner trains it on the model :meth:`build` makes.
+    """
 
     spec: MethodSpec
     preset: str
@@ -202,10 +215,36 @@ class ModelPlan:
     recipe: Any
     stages: tuple[str, ...] = ()
     all_kwargs: dict[str, Any] = field(default_factory=dict)
+    declared_stages: tuple[str, ...] = ()
+
+    @property
+    def schedule(self) -> list[tuple[str, int]]:
+        """(stage, epochs) in training order; a stage with 0 epochs is skipped."""
+        return stage_plan(self.recipe, self.stages, self.declared_stages)
+
+    def describe_schedule(self) -> str:
+        """The schedule as ``--dry-run`` prints it: ``s1:100+s2:100``, or ``40`` for one stage."""
+        sched = self.schedule
+        if len(sched) == 1:
+            return str(sched[0][1])
+        return "+".join(f"{st}:{n}" for st, n in sched)
+
+    def build(self, num_classes: int):
+        """The model this plan describes (call under the run's init seed)."""
+        from models import create_model
+
+        model = create_model(self.spec.name, self.preset, num_classes, variant=self.spec.variant,
+                             **self.spec.options_dict, recipe=dict(self.recipe_changes))
+        if tuple(model.stages) != self.stages or model.recipe != self.recipe:
+            raise ConfigError(f"{self.spec.label}: the built model trains stages {list(model.stages)} with recipe "
+                              f"{model.recipe}, but the plan said {list(self.stages)} with {self.recipe}; "
+                              f"{type(model).__name__}.planned_stages must agree with its constructor",
+                              flag="--methods")
+        return model
 
 
 def plan_model(spec: MethodSpec, overrides: RecipeOverrides, default_preset: str | None) -> ModelPlan:
-    """Resolve a spec: preset (spec, else run default, else the method's), kwargs, recipe."""
+    """Resolve a spec: preset (spec, else run default, else the method's), kwargs, recipe, stages."""
     from models import get_entry
     from models.registry import resolve_config
 
@@ -224,7 +263,10 @@ def plan_model(spec: MethodSpec, overrides: RecipeOverrides, default_preset: str
     if unknown and not any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
         raise ConfigError(f"{spec.name} takes no option(s) {sorted(unknown)}; its options are "
                           f"{', '.join(sorted(all_kwargs)) or 'none'}", flag="--model-opt")
-    return ModelPlan(spec, preset, kwargs, changes, recipe, tuple(entry.cls.stages), _jsonable(all_kwargs))
+    plan = ModelPlan(spec, preset, kwargs, changes, recipe, entry.cls.planned_stages(kwargs), _jsonable(all_kwargs),
+                     tuple(entry.cls.stages))
+    plan.schedule  # noqa: B018 -- a stage_epochs key naming no stage is an error now, not at run time
+    return plan
 
 
 def stage_plan(recipe, stages: tuple[str, ...], declared: tuple[str, ...] = ()) -> list[tuple[str, int]]:

@@ -55,6 +55,7 @@ import torch
 
 from fercore import __version__
 from fercore.atomic import atomic_write_text, remove_stale_temps
+from fercore.device import resolve_device
 from fercore.errors import ConfigError, DataError, FerError, ImageReadError
 from fercore.hashing import sha256_bytes, sha256_file
 from fercore.imageio import JPEG_QUALITY, PNG_COMPRESSION, write_image
@@ -90,27 +91,6 @@ class RebuildResult:
 
 
 # ------------------------------------------------------------------------- helpers
-def resolve_device(device: str | torch.device) -> torch.device:
-    """A torch device, or a clear error when it is not available here."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"unknown device {device!r}; use cpu or cuda (cuda:N)", flag="--device") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"CUDA is not available on this machine (torch {torch.__version__}); "
-                              "use --device cpu or install a CUDA build of torch", flag="--device")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"{dev} does not exist ({torch.cuda.device_count()} CUDA device(s))",
-                              flag="--device")
-    elif dev.type == "mps":
-        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise ConfigError("MPS is not available on this machine; use --device cpu", flag="--device")
-    elif dev.type != "cpu":
-        raise ConfigError(f"unsupported device {device!r}; use cpu or cuda", flag="--device")
-    return dev
-
-
 def _identity(degradation: Degradation, source: Source, seed: int, split: str | None,
               limit: int | None, records: list[Record]) -> dict[str, Any]:
     """What makes two runs build the same set (compared when resuming into ``out``): the

@@ -30,6 +30,8 @@ global generator, so a resumed run reproduces an uninterrupted one.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -66,6 +68,11 @@ class StepContext:
     ``replay`` is True when :func:`models.train.train_step` runs the same step again for SAM's
     second pass (same batch, same random draws): state a model updates outside the gradient
     (e.g. DACL's class centres) must not move twice.
+
+    ``item_seed`` (prediction without a ``generator``): the seed a model keys its per-item draws
+    with, together with each item's id (the runner passes one derived from the run seed, so an
+    image gets the same noise in any batch, at any batch size or rank count); ``None``: the
+    model's own (e.g. ``predict_seed``).
     """
 
     epoch: int = 0
@@ -73,6 +80,7 @@ class StepContext:
     stage: str = "main"
     generator: torch.Generator | None = None
     replay: bool = False
+    item_seed: int | None = None
 
     def randn(self, *shape: int, device=None, dtype=torch.float32) -> Tensor:
         """Standard normal noise from ``generator`` (drawn on the CPU, then moved, so the same
@@ -132,6 +140,23 @@ class FERModel(nn.Module):
     def predict(self, batch: dict[str, Any], ctx: StepContext | None = None) -> StepOutput:
         """Logits (and features) for a batch without using its labels (eval mode)."""
         raise NotImplementedError
+
+    # -- planning -----------------------------------------------------------------------
+    @classmethod
+    def planned_stages(cls, kwargs: Mapping[str, Any]) -> tuple[str, ...]:
+        """The stages an instance built with constructor ``kwargs`` trains, without building it.
+
+        The class's ``stages``, or its ``train_stages`` setting where the constructor has one
+        (LRDif's ``S1`` variant trains ``("s1",)``). A method whose stages depend on other
+        settings overrides this; the benchmark plans jobs and ``--dry-run`` with it, and the
+        runner checks the built model agrees.
+        """
+        if "train_stages" in kwargs:
+            return tuple(kwargs["train_stages"])
+        param = inspect.signature(cls.__init__).parameters.get("train_stages")
+        if param is not None and param.default is not inspect.Parameter.empty:
+            return tuple(param.default)
+        return tuple(cls.stages)
 
     # -- optional hooks -----------------------------------------------------------------
     def begin_stage(self, stage: str) -> None:

@@ -44,13 +44,16 @@ def inference_noise(batch: dict[str, Any], img: Tensor, draws: int, dim: int, se
     """``(draws, B, dim)`` standard normal noise for label-free inference.
 
     With a generator in ``ctx``: drawn from it. Without: per item, from a generator seeded by
-    ``(seed, tag, record id)`` -- or the image's fingerprint when the batch has no ids -- so an
-    image gets the same noise alone or in a batch, at any batch size.
+    ``(seed, tag, record id)`` -- ``ctx.item_seed`` instead of ``seed`` when given, the image's
+    fingerprint when the batch has no ids -- so an image gets the same noise alone or in a
+    batch, at any batch size.
     """
     b = img.shape[0]
     if ctx is not None and ctx.generator is not None:
         out = ctx.randn(draws, b, dim)
     else:
+        if ctx is not None and ctx.item_seed is not None:
+            seed = ctx.item_seed
         keys = batch_ids(batch, b) or [image_fingerprint(im).hex() for im in img]
         out = torch.stack([torch.randn(draws, dim, generator=torch_generator(seed, tag, k)) for k in keys], dim=1)
     return out.to(img.device)

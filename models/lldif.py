@@ -267,6 +267,11 @@ class LLDif(FERModel):
             self.la_clip.load_state_dict(la_clip_state_from_checkpoint(la_clip_checkpoint))
         self.begin_stage(self.stages[0])
 
+    @classmethod
+    def planned_stages(cls, kwargs) -> tuple[str, ...]:
+        """``train_stages`` less ``la-clip`` when ``la_clip_checkpoint`` loads a trained LA-CLIP."""
+        return cls._check_stages(tuple(kwargs.get("train_stages", STAGES)), kwargs.get("la_clip_checkpoint"))
+
     @staticmethod
     def _check_stages(stages: tuple[str, ...], checkpoint: str | None) -> tuple[str, ...]:
         if stages not in TRAIN_STAGES and not (checkpoint is not None and ("la-clip",) + stages in TRAIN_STAGES):

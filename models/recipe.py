@@ -92,9 +92,6 @@ class Recipe:
             changes["betas"] = tuple(changes["betas"])
         return dataclasses.replace(self, **changes)
 
-    def total_epochs(self) -> int:
-        return sum(self.stage_epochs.values()) if self.stage_epochs else self.epochs
-
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["schedule_args"] = dict(self.schedule_args)

@@ -124,9 +124,30 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, epochs: in
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
+class TrainingStep(nn.Module):
+    """``forward(batch, ctx)`` is ``model.training_step(batch, ctx)``.
+
+    The module :class:`~torch.nn.parallel.DistributedDataParallel` wraps (it syncs gradients of
+    what runs through ``forward``); the model itself, with its own methods, stays ``.model``.
+    """
+
+    def __init__(self, model: FERModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, Any], ctx: StepContext) -> StepOutput:
+        return self.model.training_step(batch, ctx)
+
+
 def train_step(model: FERModel, optimizer: torch.optim.Optimizer, batch: dict[str, Any],
-               ctx: StepContext, grad_clip: float = 0.0) -> StepOutput:
-    """One optimisation step; returns the step's output (losses detached)."""
+               ctx: StepContext, grad_clip: float = 0.0, step: nn.Module | None = None) -> StepOutput:
+    """One optimisation step; returns the step's output (losses detached).
+
+    ``step``: what computes the step instead of ``model.training_step`` -- a
+    ``DistributedDataParallel(TrainingStep(model))`` under ``torchrun``, whose backward pass
+    averages the gradients over ranks before they are clipped and applied.
+    """
+    run = step if step is not None else model.training_step
     model.train()
     holder: dict[str, StepOutput] = {}
     gen_state = ctx.generator.get_state() if ctx.generator is not None else None
@@ -135,7 +156,7 @@ def train_step(model: FERModel, optimizer: torch.optim.Optimizer, batch: dict[st
         if gen_state is not None and holder:  # SAM's second pass sees the same random draws
             ctx.generator.set_state(gen_state)
         optimizer.zero_grad(set_to_none=True)
-        out = model.training_step(batch, replace(ctx, replay=True) if holder else ctx)
+        out = run(batch, replace(ctx, replay=True) if holder else ctx)
         loss = out.loss
         loss.backward()
         if grad_clip > 0:

@@ -140,7 +140,7 @@ def _load_split(src, split: str, size: int):
 def _load_landmarks(src, split: str) -> torch.Tensor:
     """dlib's 68 points of a split, ``(N, 68, 2)`` in [0, 1] (cached)."""
     from fercore.landmarks import landmarks_for
-    from fercore.sample.build import cache_dir
+    from fercore.cache import cache_dir
 
     return torch.from_numpy(landmarks_for(src, src.records(split), cache_dir() / "landmarks"))
 

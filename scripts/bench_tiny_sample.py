@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated run seeds.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Runs folder (default: a temporary one).")
 def main(datasets: str, seeds: str, out: Path | None) -> None:
-    from benchmark.commands import execute, plan_jobs
+    from benchmark.execute import execute
+    from benchmark.plan import plan_jobs
     from benchmark.datasets import DataSettings, resolve_datasets
     from benchmark.distributed import DistInfo
     from benchmark.runner import RunSettings

@@ -128,12 +128,6 @@ def test_a_rebuilt_copy_given_by_path_records_how_it_was_built(folder_tree, tmp_
     assert rec["degradation"]["display"]["name"] == "toled"
 
 
-def test_missing_degrade_module_is_a_clear_error(folder_tree, monkeypatch):
-    monkeypatch.setitem(sys.modules, "degrade.udc", None)  # "not installed"
-    with pytest.raises(ConfigError, match="needs degrade.udc"):
-        resolve_datasets(["udc-folder"], DataSettings(root=str(folder_tree)))
-
-
 def test_root_and_source_option_rules(sample_root, folder_tree):
     (s,) = resolve_datasets(["sample"], DataSettings(root=str(sample_root)))
     assert Path(s.source.root) == Path(sample_root).resolve()

@@ -24,7 +24,7 @@ import numpy as np
 
 from fercore.atomic import atomic_write_bytes
 from fercore.errors import ConfigError
-from fercore.sample.build import cache_dir
+from fercore.cache import cache_dir
 
 from .displays import Display
 from .optics import (bin_to_pixels, energy_radius, fraunhofer_psf, next_fast_len, sensor_sampling,

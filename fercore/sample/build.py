@@ -32,6 +32,7 @@ from pathlib import Path
 from data_manifests import load_manifest
 
 from ..atomic import atomic_write_text, current_umask, remove_stale_temps, temp_prefix
+from ..cache import cache_dir
 from ..classes import BASIC7
 from ..errors import ConfigError
 from ..imageio import encode_image
@@ -40,11 +41,6 @@ from ..seeding import numpy_rng
 from .render import AU_NAMES, random_identity, random_shot, render_face
 
 GENERATOR_VERSION = 1
-
-
-def cache_dir() -> Path:
-    """The toolkit's cache folder (``$FER_CACHE`` or ``~/.cache/fer-toolkit``)."""
-    return Path(os.environ.get("FER_CACHE", Path.home() / ".cache" / "fer-toolkit")).expanduser()
 
 
 def default_sample_root(seed: int = 0) -> Path:

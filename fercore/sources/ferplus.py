@@ -99,9 +99,6 @@ class FERPlus(Source):
             out.append(line)
         return "".join(out).encode()
 
-    def output_folder(self, usage: str) -> str:
-        return USAGE_FOLDER[usage]
-
     def _use_images(self) -> bool:
         mode = self.opts["pixels"]
         if mode == "auto":
