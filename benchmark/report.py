@@ -55,7 +55,7 @@ body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1200px;color:#
 h1{font-size:1.6em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;font-size:.85em;margin:.6em 0} td,th{border:1px solid #ddd;padding:.25em .5em}
 th{background:#f3f3f3;cursor:pointer;position:sticky;top:0} tr:nth-child(even){background:#fafafa}
-td.num{text-align:right;font-variant-numeric:tabular-nums} figure{display:inline-block;margin:.4em;vertical-align:top}
+.wide{overflow-x:auto} td{white-space:nowrap} details{margin:.4em 0} td.num{text-align:right;font-variant-numeric:tabular-nums} figure{display:inline-block;margin:.4em;vertical-align:top}
 figure img{max-width:560px;border:1px solid #eee} figcaption{font-size:.8em;color:#555}
 pre{background:#f7f7f7;padding:.6em;overflow:auto;max-height:28em;font-size:.8em} nav a{margin-right:1em}
 """
@@ -78,11 +78,13 @@ def _number(v: Any) -> float | None:
 
 
 def cell(v: Any) -> str:
-    """A ``<td>``: numbers right-aligned, rounded to 2 decimals, the exact value in ``data-value``."""
+    """A ``<td>``: numbers right-aligned (integers as they are, others to 2 decimals), the exact
+    value in ``data-value``."""
     n = _number(v)
     if n is None or not math.isfinite(n):
         return f"<td>{_esc('' if v is None else v)}</td>"
-    text = f"{n:.2f}" if not float(n).is_integer() else f"{int(n)}"
+    is_int = isinstance(v, int) or (isinstance(v, str) and v.strip().lstrip("-").isdigit())
+    text = f"{int(n)}" if is_int else f"{n:.2f}"
     return f'<td class="num" data-value="{_esc(v)}">{text}</td>'
 
 
@@ -90,8 +92,8 @@ def table(rows: list[dict[str, Any]], columns: list[str], table_id: str) -> str:
     """A sortable table of ``rows`` (dicts) over ``columns``."""
     head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
     body = "\n".join("<tr>" + "".join(cell(r.get(c)) for c in columns) + "</tr>" for r in rows)
-    return (f'<table class="sortable" id="{_esc(table_id)}"><thead><tr>{head}</tr></thead>'
-            f"<tbody>\n{body}\n</tbody></table>")
+    return (f'<div class="wide"><table class="sortable" id="{_esc(table_id)}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>\n{body}\n</tbody></table></div>")
 
 
 def image(data: bytes, caption: str, mime: str = "image/png") -> str:
@@ -154,7 +156,9 @@ def paper_tables_section(runs: Path) -> str:
         if not path.is_file():
             continue
         columns, rows = _read_csv(path)
-        parts.append(f"<h3>{_esc(name)}</h3>" + table(rows, columns, f"table-{name}"))
+        is_open = " open" if name == "summary" else ""  # the run's own summary open, the papers' folded
+        parts.append(f"<details{is_open}><summary><b>{_esc(name)}</b> ({len(rows)} rows)</summary>"
+                     + table(rows, columns, f"table-{name}") + "</details>")
     return "\n".join(parts)
 
 
