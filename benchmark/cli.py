@@ -162,5 +162,15 @@ def _add_benchmark_commands() -> None:
 _add_benchmark_commands()
 
 
+def _add_report_command() -> None:
+    """``report`` (benchmark/report.py)."""
+    from .report import report_cmd
+
+    main.add_command(report_cmd)
+
+
+_add_report_command()
+
+
 if __name__ == "__main__":
     main()

@@ -23,3 +23,20 @@ def contact_sheet(source: Source, out: str | Path, *, split: str | None = None, 
     sheet = np.concatenate(rows, 0)
     write_image(out, sheet)
     return sheet
+
+
+def pairs_sheet(clean: Source, degraded: Source, out: str | Path, *, split: str | None = "test",
+                per_class: int = 1, tile: int = 96) -> np.ndarray:
+    """Clean images (top row) over their degraded copies (bottom row): the first ``per_class``
+    images of each class (by id) present in both sources."""
+    have = {r.id: r for r in degraded.records(split)}
+    chosen = []
+    for label in range(len(clean.classes)):
+        chosen += [r for r in clean.records(split) if r.label == label and r.id in have][:per_class]
+    if not chosen:
+        raise ValueError("the two sources share no images")
+    rows = [[cv2.resize(src.load(rec), (tile, tile), interpolation=cv2.INTER_AREA) for rec in recs]
+            for src, recs in ((clean, chosen), (degraded, [have[r.id] for r in chosen]))]
+    sheet = np.concatenate([np.concatenate(r, 1) for r in rows], 0)
+    write_image(out, sheet)
+    return sheet

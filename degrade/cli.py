@@ -170,8 +170,11 @@ def udc_settings_options(fn):
 @main.command("udc")
 @rebuild_options
 @udc_settings_options
+@click.option("--severity", type=click.IntRange(0, 5), default=None, metavar="0..5",
+              help="Severity level: 0 = the clean image, 3 = the calibrated preset, 5 = the harshest; "
+                   "see docs/udc.md for each level's physical parameters. Default: the preset as it is.")
 @click.option("--dry-run", is_flag=True, help="Print the settings, PSF and image count, then stop.")
-def udc(rebuild: RebuildOptions, display: str, udc_settings: dict, dry_run: bool) -> None:
+def udc(rebuild: RebuildOptions, display: str, udc_settings: dict, severity: int | None, dry_run: bool) -> None:
     """Rebuild a dataset as seen through an under-display camera (UDC).
 
     Physically based: sRGB to linear light, the panel's transmittance (brightness and colour
@@ -186,16 +189,27 @@ def udc(rebuild: RebuildOptions, display: str, udc_settings: dict, dry_run: bool
     `fer-degrade udc --src rafdb --root ~/data/RAF-DB --out udc-rafdb --display poled --seed 0`
 
     `fer-degrade udc --src kdef --root ~/data/KDEF --out udc-kdef --shard 0/2` (then `--shard 1/2`)
+
+    `fer-degrade udc --severity 5` (the harshest level, into `degraded/udc-toled-s5-sample-seed0`)
     """
     from fercore.progress import out_console
 
     from fercore.cli import open_source
 
+    from .severity import label
     from .udc import make_udc
 
     source = open_source(rebuild.src, rebuild.root, rebuild.src_opts)
     udc_settings.setdefault("face_fraction", source.face_fraction)
-    deg = make_udc(display, **udc_settings)
+    deg = make_udc(display, severity=severity, **udc_settings)
+    if severity == 0:
+        name = label(deg.preset, severity)
+        if dry_run:
+            n = len(source.records(rebuild.split))
+            out_console.print(f"severity 0: the clean images, unchanged; {n} -> {rebuild.out_dir('udc', name)}")
+            return
+        run_rebuild(deg, rebuild, name, source)
+        return
     if dry_run:
         from .settings import settings_table
 
@@ -205,9 +219,9 @@ def udc(rebuild: RebuildOptions, display: str, udc_settings: dict, dry_run: bool
         out_console.print(f"{'psf':24s} {deg.describe()['psf']}")
         out_console.print(f"{'per-image parameters':24s} {deg.param_names()}")
         n = len(source.records(rebuild.split))
-        out_console.print(f"{'images':24s} {n} -> {rebuild.out_dir('udc', deg.display.name)}")
+        out_console.print(f"{'images':24s} {n} -> {rebuild.out_dir('udc', label(deg.display.name, severity))}")
         return
-    run_rebuild(deg, rebuild, deg.display.name, source)
+    run_rebuild(deg, rebuild, label(deg.display.name, severity), source)
 
 
 @main.command("psf")
@@ -247,8 +261,12 @@ def psf(display: str, udc_settings: dict, out: str) -> None:
 @click.option("--set", "set_pairs", multiple=True, metavar="KEY=VALUE",
               help="Override a range or setting, repeatable: `--set exposure_ev=-4:-3`, `--set tint=0`, "
                    "`--set jpeg_quality=off`, `--set pivot=0.45`. See docs/lowlight.md or `--dry-run`.")
+@click.option("--severity", type=click.IntRange(0, 5), default=None, metavar="0..5",
+              help="Severity level: 0 = the clean image, 3 = the calibrated preset, 5 = the harshest; "
+                   "see docs/lowlight.md for each level's physical parameters. Default: the preset as it is.")
 @click.option("--dry-run", is_flag=True, help="Print the ranges, settings and image count, then stop.")
-def lowlight(rebuild: RebuildOptions, preset: str, set_pairs: tuple[str, ...], dry_run: bool) -> None:
+def lowlight(rebuild: RebuildOptions, preset: str, set_pairs: tuple[str, ...], severity: int | None,
+             dry_run: bool) -> None:
     """Rebuild a dataset as a low-light copy (Lightroom-style edits, as LLDif made its sets).
 
     Exposure (EV, in linear light), white balance (temperature and tint on the Planckian
@@ -262,14 +280,23 @@ def lowlight(rebuild: RebuildOptions, preset: str, set_pairs: tuple[str, ...], d
     `fer-degrade lowlight --src rafdb --root ~/data/RAF-DB --out ll-rafdb --seed 0`
 
     `fer-degrade lowlight --src kdef --root ~/data/KDEF --preset realistic --set exposure_ev=-4:-2.5`
+
+    `fer-degrade lowlight --severity 1` (the mildest level, into `degraded/lowlight-lldif-s1-sample-seed0`)
     """
     from fercore.progress import out_console
     from fercore.sources import parse_options
 
     from .lowlight import make_lowlight
+    from .severity import label
 
-    deg = make_lowlight(preset, **parse_options(set_pairs, flag="--set"))
-    preset = deg.preset
+    deg = make_lowlight(preset, severity=severity, **parse_options(set_pairs, flag="--set"))
+    preset = label(deg.preset, severity)
+    if dry_run and severity == 0:
+        from fercore.cli import open_source
+
+        n = len(open_source(rebuild.src, rebuild.root, rebuild.src_opts).records(rebuild.split))
+        out_console.print(f"severity 0: the clean images, unchanged; {n} -> {rebuild.out_dir('lowlight', preset)}")
+        return
     if dry_run:
         from fercore.cli import open_source
 

@@ -13,6 +13,7 @@ from .levels import contrast, whites_blacks
 from .noise import noise_variance, sensor_noise
 from .pipeline import low_light
 from .presets import PARAMS, PRESETS, SETTINGS, Range
+from .severity import LOWLIGHT_LEVELS, lowlight_severity
 from .tone import highlights, highlights_mask, highlights_shadows, shadows, shadows_mask
 from .white_balance import white_balance, white_balance_gains
 
@@ -21,6 +22,7 @@ __all__ = [
     "highlights", "shadows", "highlights_shadows", "highlights_mask", "shadows_mask", "contrast", "whites_blacks",
     "sensor_noise", "noise_variance", "jpeg_recompress", "srgb_to_linear", "linear_to_srgb", "luma",
     "planckian_xy", "illuminant_xy", "white_rgb", "PRESETS", "PARAMS", "SETTINGS", "Range", "LowLightAugment",
+    "lowlight_severity", "LOWLIGHT_LEVELS",
 ]
 
 

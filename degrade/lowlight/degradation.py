@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from degrade.base import Degradation, codes8
+from degrade.severity import Identity, check_severity
 from fercore.errors import ConfigError
 
 from .noise import brooks_read_noise
@@ -37,8 +38,11 @@ class LowLight(Degradation):
 
     kind = "lowlight"
 
-    def __init__(self, preset: str, ranges: dict[str, Range | str | None], settings: dict[str, float]):
+    def __init__(self, preset: str, ranges: dict[str, Range | str | None], settings: dict[str, float],
+                 severity: int | None = None):
         self.preset = preset
+        #: The severity level the ranges came from (recorded by :meth:`describe`); ``None``: none.
+        self.severity = severity
         self.ranges = {name: check_range(name, ranges.get(name)) for name in PARAMS}
         self.settings = {name: float(settings.get(name, default)) for name, (default, _) in SETTINGS.items()}
         noise_on = [self.ranges[n] is not None for n in NOISE]
@@ -60,7 +64,8 @@ class LowLight(Degradation):
     def describe(self) -> dict[str, Any]:
         ranges = {n: (r.to_json() if isinstance(r, Range) else r) for n, r in self.ranges.items()}
         return {"kind": self.kind, "version": VERSION, "preset": self.preset,
-                "ranges": ranges, "settings": dict(self.settings)}
+                "ranges": ranges, "settings": dict(self.settings)} | (
+                    {} if self.severity is None else {"severity": self.severity})
 
     def preset_settings(self) -> dict[str, Any]:
         """Ranges and settings as a preset file holds them (reproduces this simulator)."""
@@ -206,7 +211,7 @@ def lowlight_from_settings(name: str, entries: dict[str, Any]) -> LowLight:
     return LowLight(name, ranges, {**defaults, **settings})
 
 
-def make_lowlight(preset: str = "lldif", **overrides: Any) -> LowLight:
+def make_lowlight(preset: str = "lldif", severity: int | None = None, **overrides: Any) -> LowLight | Identity:
     """A :class:`LowLight` from a named preset (or a preset ``.json`` file), with ranges or
     settings overridden.
 
@@ -214,11 +219,22 @@ def make_lowlight(preset: str = "lldif", **overrides: Any) -> LowLight:
     for a fixed value, ``None``/``"off"`` to switch an optional step off, ``"brooks"`` for
     ``read_noise``) or a setting (``pivot=0.45``). Unknown names and impossible values raise
     :class:`~fercore.errors.ConfigError` naming them.
+
+    ``severity`` (0..5, see :mod:`~degrade.lowlight.severity`) sets the preset's exposure and
+    sensor noise to that level's (overrides given explicitly still win); 0 returns the
+    :class:`~degrade.severity.Identity`.
     """
     name, ranges, settings = preset_entries(preset)
+    if severity is not None:
+        from .severity import lowlight_severity
+
+        severity = check_severity(severity)
+        if severity == 0:
+            return Identity("lowlight", name)
+        ranges.update(lowlight_severity(severity, ranges))
     for key, value in overrides.items():
         if key in SETTINGS:
             settings[key] = parse_setting(key, value)
         else:
             ranges[key] = parse_range(key, value)  # raises on unknown names
-    return LowLight(name, ranges, settings)
+    return LowLight(name, ranges, settings, severity=severity)

@@ -9,6 +9,7 @@ One file per idea:
 * :mod:`~degrade.udc.ops` -- the image-formation stages as pure batched torch functions.
 * :mod:`~degrade.udc.degradation` -- :class:`UDC` (a :class:`~degrade.base.Degradation`),
   its settings and per-image parameter ranges; :func:`make_udc`.
+* :mod:`~degrade.udc.severity` -- severity levels 1..5 around the calibrated preset: :func:`udc_severity`.
 * :mod:`~degrade.udc.augment` -- :class:`UDCAugment`, the simulator as a kornia augmentation.
 * :mod:`~degrade.udc.plots` -- PSF and MTF figures for ``fer-degrade psf``.
 
@@ -22,7 +23,7 @@ import importlib
 _EXPORTS = {
     "make_udc": "degradation", "UDC": "degradation", "UDCSettings": "degradation",
     "FALLBACKS": "degradation", "PANELS": "displays", "Display": "displays",
-    "UDCAugment": "augment",
+    "UDCAugment": "augment", "udc_severity": "severity", "UDC_LEVELS": "severity",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -41,6 +41,7 @@ from fercore.errors import ConfigError
 from ..base import Degradation, Noise
 from ..presetfile import is_preset_path
 from ..settings import check_keys
+from ..severity import Identity
 from . import ops
 from .displays import PANELS, Display, get_display, load_display_mask
 from .psf import PsfSettings, add_scatter, display_psf, load_psf_file, psf_summary
@@ -253,7 +254,11 @@ class UDC(Degradation):
 
     kind = "udc"
 
-    def __init__(self, settings: UDCSettings | None = None, preset: dict[str, Any] | None = None):
+    def __init__(self, settings: UDCSettings | None = None, preset: dict[str, Any] | None = None,
+                 severity: int | None = None):
+        #: The severity level these settings came from (:func:`~degrade.udc.severity.udc_severity`),
+        #: recorded by :meth:`describe`; ``None``: not made from a level.
+        self.severity = severity
         s = (settings or UDCSettings()).resolved(preset)
         s.validate()
         s.psf_settings().validate()
@@ -340,7 +345,7 @@ class UDC(Degradation):
             "psf": {"source": "file" if self.settings.psf else "computed",
                     "sha256": hashlib.sha256(self.psf_np.tobytes()).hexdigest(),
                     **psf_summary(self.psf_np)},
-        }
+        } | ({} if self.severity is None else {"severity": self.severity})
 
     def param_names(self) -> list[str]:
         names = ["trans_r", "trans_g", "trans_b", "photons", "exposure"]
@@ -448,13 +453,24 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def make_udc(display: str = "toled", **settings: Any) -> UDC:
+def make_udc(display: str = "toled", severity: int | None = None, **settings: Any) -> UDC | Identity:
     """A configured UDC degradation: ``make_udc("poled", flare=True, photons=(2e3, 2e4))``.
 
     ``settings`` are :class:`UDCSettings` fields; an unknown one raises a clear error.
+    ``severity`` (0..5, see :mod:`~degrade.udc.severity`) sets the preset's scatter, light and
+    exposure to that level's (``settings`` given explicitly still win); 0 returns the
+    :class:`~degrade.severity.Identity`.
     """
     check_keys(settings, UDCSettings, "udc")
-    return UDC(UDCSettings(display=display, **settings))
+    if severity is not None:
+        from ..severity import check_severity
+        from .severity import udc_severity
+
+        severity = check_severity(severity)
+        if severity == 0:
+            return Identity("udc", display)
+        settings = {**udc_severity(severity, display), **settings}
+    return UDC(UDCSettings(display=display, **settings), severity=severity)
 
 
 def udc_from_settings(name: str, settings: dict[str, Any], **overrides: Any) -> UDC:
