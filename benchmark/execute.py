@@ -125,15 +125,19 @@ def execute(jobs, settings, info, *, report: bool = True, dry_run: bool = False,
 
 def write_report(runs: Path, *, stand_in: str | None = "auto", t_key: str = "T",
                  table_only: list[str] | None = None) -> None:
-    """Tables (``RUNS/tables``) and figures (``RUNS/figures``) of every finished run in ``runs``."""
+    """Tables (``RUNS/tables``), figures (``RUNS/figures``) and the HTML report (``RUNS/report``)
+    of every finished run in ``runs``."""
     from .figures import write_figures
+    from .report import write_html_report
     from .results import find_results
     from .tables import write_tables
 
     runs = Path(runs)
     write_tables(find_results(runs), runs / "tables", stand_in=stand_in, only=table_only)
     idx = write_figures(runs, runs / "figures", t_key=t_key)
-    console.print(f"tables: {runs / 'tables'}  figures: {runs / 'figures'} ({len(idx['figures'])} files)")
+    page = write_html_report(runs)
+    console.print(f"tables: {runs / 'tables'}  figures: {runs / 'figures'} ({len(idx['figures'])} files)  "
+                  f"report: {page}")
 
 
 def print_summary(done: list[dict[str, Any]], seconds: float) -> None:
