@@ -23,15 +23,11 @@ from model_helpers import step_ctx as ctx
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-#: the tiny preset's opt-in departures from the paper, undone: most tests here check the
-#: paper's mechanics at tiny sizes; ``tiny(design="tiny")`` is the preset as shipped.
-PAPER_DESIGN = {"image_encoder": "clip", "encoder_widths": None, "encoder_gray": False, "pnet_s2_input": "image",
-                "prior_norm": False, "denoiser_skip": False, "l1_weight": 0.0}
-
-
 def tiny(design="paper", **kw):
+    """Most tests here check the paper's mechanics at tiny sizes (the ``tiny-paper`` preset);
+    ``tiny(design="tiny")`` is the ``tiny`` preset as shipped."""
     torch.manual_seed(0)
-    return create_model("lldif", preset="tiny", num_classes=7, **({**PAPER_DESIGN, **kw} if design == "paper" else kw))
+    return create_model("lldif", preset="tiny-paper" if design == "paper" else "tiny", num_classes=7, **kw)
 
 
 DARK = {"exposure_ev": "-3.2", "temperature_k": "5000.0", "tint": "12.5", "highlights": "-0.8", "shadows": "-0.9"}
@@ -71,6 +67,19 @@ def head(batch, n):
 
 
 # ------------------------------------------------------------------------- registry and stages
+def test_tiny_paper_is_the_tiny_preset_without_its_departures():
+    from models.registry import resolve_config
+
+    tiny_kw, tiny_recipe = resolve_config("lldif", "tiny")
+    paper_kw, paper_recipe = resolve_config("lldif", "tiny-paper")
+    departures = {k: v for k, v in tiny_kw.items() if k not in paper_kw or paper_kw[k] != v}
+    assert departures == {"image_encoder": "conv", "encoder_widths": (8, 16, 32, 64), "encoder_gray": True,
+                          "pnet_s2_input": "pnet-s1", "prior_norm": True, "denoiser_skip": True, "l1_weight": 5.0}
+    assert set(paper_kw) <= set(tiny_kw) and paper_recipe == tiny_recipe
+    s = tiny().settings
+    assert (s.la_clip.hidden, s.prior.dim, s.prior.heads, s.former.stem_stride, s.losses.kl_weight) == (64, 32, 2, 4, 0.0)
+
+
 def test_tiny_builds_offline_with_recipe_stages_and_variants():
     m = tiny()
     assert m.stages == ("la-clip", "s1", "s2") and m.stage == "la-clip"
@@ -80,7 +89,7 @@ def test_tiny_builds_offline_with_recipe_stages_and_variants():
     r = info["recipe"]
     assert (r["optimizer"], r["lr"], r["weight_decay"], r["batch_size"]) == ("adam", 3.5e-4, 1e-4, 64)
     assert r["epochs"] == 200 and sum(r["stage_epochs"].values()) == 200
-    assert info["presets"] == ["paper", "tiny"]
+    assert info["presets"] == ["paper", "tiny-paper", "tiny"]
     assert info["variants"] == ["LA-CLIP", "S1", "V1", "V2", "V3", "V4"]
     trainable = lambda: {n.split(".")[0] for n, p in m.named_parameters() if p.requires_grad}  # noqa: E731
     assert trainable() == {"la_clip"}
@@ -321,8 +330,8 @@ def prepare(m, b):
 def test_variants_follow_table5():
     v1, v2, v3, v4 = (tiny(variant=v) for v in ("V1", "V2", "V3", "V4"))
     assert v1.diffusion is None
-    assert (v2.kl_weight, v2.insert_noise, v3.kl_weight, v3.insert_noise) == (1.0, True, 0.0, False)
-    assert (v4.kl_weight, v4.insert_noise) == (tiny().kl_weight, tiny().insert_noise) == (0.0, True)
+    assert (v2.settings.losses.kl_weight, v2.insert_noise, v3.settings.losses.kl_weight, v3.insert_noise) == (1.0, True, 0.0, False)
+    assert (v4.settings.losses.kl_weight, v4.insert_noise) == (tiny().settings.losses.kl_weight, tiny().insert_noise) == (0.0, True)
     for m, losses in ((v1, {"ce"}), (v2, {"ce", "kl"}), (v3, {"ce"})):
         m.begin_stage("s2")
         assert set(m.training_step(random_batch(), ctx(stage="s2")).losses) == losses
@@ -389,7 +398,7 @@ def test_checkpoint_round_trip_reproduces_logits(tmp_path):
     save_checkpoint(m, tmp_path / "lldif.pt")
     m2, ckpt = load_checkpoint(tmp_path / "lldif.pt")
     m2.eval()
-    assert m2.stage == "s2" and m2.diffusion.steps == 2 and ckpt["config"]["preset"] == "tiny"
+    assert m2.stage == "s2" and m2.diffusion.steps == 2 and ckpt["config"]["preset"] == "tiny-paper"
     assert m2.la_clip.trained_steps == m.la_clip.trained_steps == 1
     with torch.no_grad():
         assert torch.equal(m2.predict(b).logits, before)

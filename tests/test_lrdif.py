@@ -18,16 +18,15 @@ from model_helpers import step_ctx as ctx
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def tiny(**kw):
+def tiny(preset="tiny", **kw):
     torch.manual_seed(0)
-    return create_model("lrdif", preset="tiny", num_classes=7, **kw)
+    return create_model("lrdif", preset=preset, num_classes=7, **kw)
 
 
-#: the tiny sizes with the paper's design: frozen (random tiny) CLIP image tower, FPENs ending
-#: in LeakyReLU, fresh FPEN_S2 and denoiser, CE (+ KL) only
-PAPER_DESIGN = {"image_encoder": "clip", "encoder_output": "features", "encoder_align_weight": 0.0,
-                "encoder_gray": False, "fpen_s2_init": "fresh", "denoiser_skip": False, "prior_norm": False,
-                "l1_weight": 0.0}
+def tiny_paper(**kw):
+    """The tiny sizes with the paper's design: frozen (random tiny) CLIP image tower, FPENs
+    ending in LeakyReLU, fresh FPEN_S2 and denoiser, CE (+ KL) only."""
+    return tiny("tiny-paper", **kw)
 
 
 def random_batch(n=6, size=64, seed=0, label=True):
@@ -67,7 +66,7 @@ def test_tiny_builds_offline_with_recipe_stages_and_variants():
     trainable = {n.split(".")[0] for n, p in m.named_parameters() if p.requires_grad}
     assert trainable == {"fpen_s2", "diffusion", "landmark_encoder", "former", "image_encoder"}
     assert not any(p.requires_grad for p in m.image_encoder_s1.parameters())   # the teacher's copy
-    with_clip = tiny(**PAPER_DESIGN)
+    with_clip = tiny_paper()
     assert {n.split(".")[0] for n, p in with_clip.named_parameters() if p.requires_grad} == {
         "fpen_s1", "landmark_encoder", "former"}
     assert not any(k.startswith("clip.") for k in m.state_dict())
@@ -94,7 +93,7 @@ def test_stage1_overfits_32_sample_images_and_every_parameter_learns(sample32):
 
 @pytest.mark.parametrize("T", [4, 2])
 def test_stage2_runs_without_label_and_calls_the_denoiser_T_times(T):
-    m = tiny(T=T, **PAPER_DESIGN)
+    m = tiny_paper(T=T)
     m.begin_stage("s2")
     calls = CallCounter(m.diffusion.denoiser)
     m.eval()
@@ -110,12 +109,12 @@ def test_stage2_runs_without_label_and_calls_the_denoiser_T_times(T):
 
 
 def test_variants_follow_table5():
-    v1 = tiny(variant="S2-V1", **PAPER_DESIGN)
+    v1 = tiny_paper(variant="S2-V1")
     assert v1.diffusion is None
     v1.begin_stage("s2")
     assert set(v1.training_step(random_batch(), ctx(stage="s2")).losses) == {"ce"}
-    v2, v4 = tiny(variant="S2-V2", **PAPER_DESIGN), tiny(variant="S2-V4", **PAPER_DESIGN)
-    assert (v2.insert_noise, v2.kl_weight, v4.insert_noise, v4.kl_weight) == (False, 0.0, False, 1.0)
+    v2, v4 = tiny_paper(variant="S2-V2"), tiny_paper(variant="S2-V4")
+    assert (v2.insert_noise, v2.settings.losses.kl_weight, v4.insert_noise, v4.settings.losses.kl_weight) == (False, 0.0, False, 1.0)
     assert tiny(variant="S2-V3").insert_noise and tiny().insert_noise     # V3 is the default
     s1 = tiny(variant="S1")
     assert s1.stages == ("s1",)
@@ -128,7 +127,7 @@ def test_variants_follow_table5():
 
 
 def test_two_inferences_with_one_seed_agree_exactly_and_per_item():
-    m = tiny(**PAPER_DESIGN)       # a fresh cond-skip denoiser (tiny) ignores the noise: see below
+    m = tiny_paper()       # a fresh cond-skip denoiser (tiny) ignores the noise: see below
     m.begin_stage("s2")
     m.eval()
     b = random_batch(n=5, label=False)
@@ -216,7 +215,7 @@ def test_impossible_settings_name_the_flag(kw, flag):
 
 
 def test_other_input_sizes_are_resized_and_ids_cache_clip_embeddings():
-    m = tiny(**PAPER_DESIGN)
+    m = tiny_paper()
     m.eval()
     b = random_batch(n=4, size=100, label=False)
     m.begin_stage("s2")

@@ -181,6 +181,10 @@ class PriorDiffusionMethod(FERModel):
         self.clip.save_cache()
 
     # -- shared pieces --------------------------------------------------------------------
+    def _images(self, batch: dict[str, Any]) -> Tensor:
+        """The batch's images at the working size (:func:`models.batch_inputs.prepare_images`)."""
+        return prepare_images(batch, self.image_size)
+
     def _classify(self, img: Tensor, prior: Tensor, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
         x = self.norm(img)
         return self.former(x, prior, self.landmark_encoder(x, batch.get("landmarks")))
@@ -193,7 +197,7 @@ class PriorDiffusionMethod(FERModel):
 
     # -- the interface --------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], ctx: StepContext) -> StepOutput:
-        img = prepare_images(batch, self.image_size)
+        img = self._images(batch)
         labels = batch["label"].to(img.device)
         if self.stage not in PRIOR_STAGES:
             return self.other_stage_step(img, labels, batch)
@@ -224,7 +228,7 @@ class PriorDiffusionMethod(FERModel):
         """s2: no label; the prior comes from ``T`` reverse steps from per-item noise (or the
         stage-2 prior network alone with ``diffusion=False``). s1 (the oracle rows of Table 5)
         builds its prior from ``batch["label"]``."""
-        img = prepare_images(batch, self.image_size)
+        img = self._images(batch)
         if self.stage not in PRIOR_STAGES:
             return self.other_stage_step(img, None, batch)
         emb = self.embed(img, batch, False)
