@@ -28,3 +28,20 @@ class CallCounter:
 
     def __call__(self, *args):
         self.n += 1
+
+
+def stage2_denoiser_calls(model, unlabelled: dict, labelled: dict, ctx: StepContext) -> tuple:
+    """Stage 2 of a prior-diffusion model: ``(denoiser calls of predict, its output, denoiser
+    calls of a training step, its output)`` (predict in eval mode without labels)."""
+    import torch
+
+    model.begin_stage("s2")
+    calls = CallCounter(model.diffusion.denoiser)
+    model.eval()
+    with torch.no_grad():
+        pred = model.predict(unlabelled)
+    n_pred = calls.n
+    model.train()
+    calls.n = 0
+    out = model.training_step(labelled, ctx)
+    return n_pred, pred, calls.n, out

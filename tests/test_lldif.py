@@ -16,7 +16,7 @@ from models import create_model, load_checkpoint, model_info, save_checkpoint
 from models.captions import CaptionRules, batch_captions, degradation_words, make_caption
 from models.la_clip import caption_alignment_loss, caption_groups, label_alignment_loss, label_logits
 from models.train import build_optimizer, fit_batch, train_step
-from model_helpers import CallCounter, no_grad_params
+from model_helpers import no_grad_params, stage2_denoiser_calls
 from model_helpers import step_ctx as ctx
 
 
@@ -221,16 +221,10 @@ def test_caption_text_embeddings_do_not_depend_on_the_batch():
 @pytest.mark.parametrize("T", [4, 2])
 def test_stage2_runs_without_label_and_calls_the_denoiser_T_times(T):
     m = tiny(T=T)
-    m.begin_stage("s2")
-    calls = CallCounter(m.diffusion.denoiser)
-    m.eval()
-    with torch.no_grad():
-        out = m.predict(random_batch(label=False, meta=False))
-    assert calls.n == T and out.logits.shape == (6, 7) and out.extras["prior"].shape == (6, 32)
-    m.train()
-    calls.n = 0
-    out = m.training_step(random_batch(), ctx(stage="s2"))
-    assert calls.n == T and set(out.losses) == {"ce"}      # V4, the paper's own: CE only
+    n_pred, pred, n_train, out = stage2_denoiser_calls(m, random_batch(label=False, meta=False), random_batch(),
+                                                       ctx(stage="s2"))
+    assert n_pred == T and pred.logits.shape == (6, 7) and pred.extras["prior"].shape == (6, 32)
+    assert n_train == T and set(out.losses) == {"ce"}      # V4, the paper's own: CE only
 
 
 def test_prior_norm_gives_unit_scale_priors_and_denoiser_skip_starts_at_the_condition():

@@ -12,7 +12,7 @@ from fercore.sources import get_source
 from models import StepContext, create_model, load_checkpoint, model_info, save_checkpoint
 from models.blocks.prior_diffusion import prior_kl
 from models.train import build_optimizer, train_step
-from model_helpers import CallCounter, no_grad_params
+from model_helpers import no_grad_params, stage2_denoiser_calls
 from model_helpers import step_ctx as ctx
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -94,16 +94,9 @@ def test_stage1_overfits_32_sample_images_and_every_parameter_learns(sample32):
 @pytest.mark.parametrize("T", [4, 2])
 def test_stage2_runs_without_label_and_calls_the_denoiser_T_times(T):
     m = tiny_paper(T=T)
-    m.begin_stage("s2")
-    calls = CallCounter(m.diffusion.denoiser)
-    m.eval()
-    with torch.no_grad():
-        out = m.predict(random_batch(label=False))
-    assert calls.n == T and out.logits.shape == (6, 7) and out.extras["prior"].shape == (6, 32)
-    m.train()
-    calls.n = 0
-    out = m.training_step(random_batch(), ctx(stage="s2"))
-    assert calls.n == T and set(out.losses) == {"ce", "kl"}
+    n_pred, pred, n_train, out = stage2_denoiser_calls(m, random_batch(label=False), random_batch(), ctx(stage="s2"))
+    assert n_pred == T and pred.logits.shape == (6, 7) and pred.extras["prior"].shape == (6, 32)
+    assert n_train == T and set(out.losses) == {"ce", "kl"}
     out.loss.backward()                                   # gradients through the whole chain
     assert no_grad_params(m) == []
 
@@ -114,7 +107,8 @@ def test_variants_follow_table5():
     v1.begin_stage("s2")
     assert set(v1.training_step(random_batch(), ctx(stage="s2")).losses) == {"ce"}
     v2, v4 = tiny_paper(variant="S2-V2"), tiny_paper(variant="S2-V4")
-    assert (v2.insert_noise, v2.settings.losses.kl_weight, v4.insert_noise, v4.settings.losses.kl_weight) == (False, 0.0, False, 1.0)
+    kl = [v.settings.losses.kl_weight for v in (v2, v4)]
+    assert (v2.insert_noise, kl[0], v4.insert_noise, kl[1]) == (False, 0.0, False, 1.0)
     assert tiny(variant="S2-V3").insert_noise and tiny().insert_noise     # V3 is the default
     s1 = tiny(variant="S1")
     assert s1.stages == ("s1",)
