@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -16,7 +15,7 @@ from models import create_model, load_checkpoint, model_info, save_checkpoint
 from models.captions import CaptionRules, batch_captions, degradation_words, make_caption
 from models.la_clip import caption_alignment_loss, caption_groups, label_alignment_loss, label_logits
 from models.train import build_optimizer, fit_batch, train_step
-from model_helpers import no_grad_params, stage2_denoiser_calls
+from model_helpers import balanced_sample, checkpoint_round_trip, no_grad_params, stage2_denoiser_calls
 from model_helpers import step_ctx as ctx
 
 
@@ -49,12 +48,7 @@ def lowlight64(sample_root):
     with each image's parameters as a manifest row would give them (strings)."""
     from degrade.lowlight import make_lowlight
 
-    src = get_source("sample", sample_root)
-    by: dict[int, list] = {}
-    for r in src.records("train"):
-        by.setdefault(r.label, []).append(r)
-    pick = [r for k in sorted(by) for r in by[k][:10]][:64]
-    x = torch.from_numpy(np.stack([src.load(r) for r in pick])).permute(0, 3, 1, 2).float() / 255
+    pick, x = balanced_sample(sample_root, 10, 64)
     ll = make_lowlight("lldif")
     rows = [ll.sample_params(numpy_rng(0, "lowlight", "params", r.id)) for r in pick]
     x = ll.apply(x, ll.stack_params(rows, x.device))
@@ -386,16 +380,11 @@ def test_one_seed_reproduces_training_and_inference_exactly():
 
 def test_checkpoint_round_trip_reproduces_logits(tmp_path):
     m = train_all_stages(tiny(T=2), steps=1)
-    b = random_batch(seed=2, label=False, meta=False)
-    with torch.no_grad():
-        before = m.predict(b).logits
-    save_checkpoint(m, tmp_path / "lldif.pt")
-    m2, ckpt = load_checkpoint(tmp_path / "lldif.pt")
-    m2.eval()
+    m2, ckpt, before, after = checkpoint_round_trip(m, random_batch(seed=2, label=False, meta=False),
+                                                    tmp_path / "lldif.pt")
     assert m2.stage == "s2" and m2.diffusion.steps == 2 and ckpt["config"]["preset"] == "tiny-paper"
     assert m2.la_clip.trained_steps == m.la_clip.trained_steps == 1
-    with torch.no_grad():
-        assert torch.equal(m2.predict(b).logits, before)
+    assert torch.equal(after, before)
 
 
 def test_la_clip_trains_and_loads_on_its_own(tmp_path):

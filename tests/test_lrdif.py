@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
 from fercore.errors import ConfigError
 from fercore.seeding import torch_generator
-from fercore.sources import get_source
-from models import StepContext, create_model, load_checkpoint, model_info, save_checkpoint
+from models import StepContext, create_model, model_info
 from models.blocks.prior_diffusion import prior_kl
 from models.train import build_optimizer, train_step
-from model_helpers import no_grad_params, stage2_denoiser_calls
+from model_helpers import balanced_sample, checkpoint_round_trip, no_grad_params, stage2_denoiser_calls
 from model_helpers import step_ctx as ctx
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -40,12 +38,7 @@ def random_batch(n=6, size=64, seed=0, label=True):
 @pytest.fixture(scope="module")
 def sample32(sample_root):
     """32 training images of the sample set (4-5 per class) as a batch."""
-    src = get_source("sample", sample_root)
-    by: dict[int, list] = {}
-    for r in src.records("train"):
-        by.setdefault(r.label, []).append(r)
-    pick = [r for k in sorted(by) for r in by[k][:5]][:32]
-    x = torch.from_numpy(np.stack([src.load(r) for r in pick])).permute(0, 3, 1, 2).float() / 255
+    pick, x = balanced_sample(sample_root, 5, 32)
     return {"image": x, "label": torch.tensor([r.label for r in pick]), "id": [r.id for r in pick]}
 
 
@@ -150,16 +143,9 @@ def test_checkpoint_round_trip_reproduces_logits(tmp_path):
     m.begin_stage("s2")
     opt = build_optimizer(m)
     train_step(m, opt, random_batch(seed=1), ctx(1, "s2"))
-    m.eval()
-    b = random_batch(seed=2, label=False)
-    with torch.no_grad():
-        before = m.predict(b).logits
-    save_checkpoint(m, tmp_path / "lrdif.pt")
-    m2, ckpt = load_checkpoint(tmp_path / "lrdif.pt")
-    m2.eval()
+    m2, ckpt, before, after = checkpoint_round_trip(m, random_batch(seed=2, label=False), tmp_path / "lrdif.pt")
     assert m2.stage == "s2" and m2.diffusion.steps == 2 and ckpt["config"]["preset"] == "tiny"
-    with torch.no_grad():
-        assert torch.equal(m2.predict(b).logits, before)
+    assert torch.equal(after, before)
 
 
 def test_kl_is_zero_for_equal_priors_and_positive_otherwise():
