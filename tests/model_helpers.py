@@ -28,3 +28,54 @@ class CallCounter:
 
     def __call__(self, *args):
         self.n += 1
+
+
+def stage2_denoiser_calls(model, unlabelled: dict, labelled: dict, ctx: StepContext) -> tuple:
+    """Stage 2 of a prior-diffusion model: ``(denoiser calls of predict, its output, denoiser
+    calls of a training step, its output)`` (predict in eval mode without labels)."""
+    import torch
+
+    model.begin_stage("s2")
+    calls = CallCounter(model.diffusion.denoiser)
+    model.eval()
+    with torch.no_grad():
+        pred = model.predict(unlabelled)
+    n_pred = calls.n
+    model.train()
+    calls.n = 0
+    out = model.training_step(labelled, ctx)
+    return n_pred, pred, calls.n, out
+
+
+def balanced_sample(sample_root, per_class: int, n: int):
+    """``(records, images)``: the first ``per_class`` training records of each class of the
+    sample set, in class order, cut to ``n``; images ``(n, 3, S, S)`` RGB in [0, 1]."""
+    import numpy as np
+    import torch
+
+    from fercore.sources import get_source
+
+    src = get_source("sample", sample_root)
+    by: dict[int, list] = {}
+    for r in src.records("train"):
+        by.setdefault(r.label, []).append(r)
+    pick = [r for k in sorted(by) for r in by[k][:per_class]][:n]
+    return pick, torch.from_numpy(np.stack([src.load(r) for r in pick])).permute(0, 3, 1, 2).float() / 255
+
+
+def checkpoint_round_trip(model, batch: dict, path):
+    """Save ``model`` (eval mode) to ``path`` and load it back: ``(loaded model in eval mode,
+    checkpoint dict, logits before, logits after)`` of ``predict(batch)``."""
+    import torch
+
+    from models import load_checkpoint, save_checkpoint
+
+    model.eval()
+    with torch.no_grad():
+        before = model.predict(batch).logits
+    save_checkpoint(model, path)
+    loaded, ckpt = load_checkpoint(path)
+    loaded.eval()
+    with torch.no_grad():
+        after = loaded.predict(batch).logits
+    return loaded, ckpt, before, after

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -16,22 +15,18 @@ from models import create_model, load_checkpoint, model_info, save_checkpoint
 from models.captions import CaptionRules, batch_captions, degradation_words, make_caption
 from models.la_clip import caption_alignment_loss, caption_groups, label_alignment_loss, label_logits
 from models.train import build_optimizer, fit_batch, train_step
-from model_helpers import CallCounter, no_grad_params
+from model_helpers import balanced_sample, checkpoint_round_trip, no_grad_params, stage2_denoiser_calls
 from model_helpers import step_ctx as ctx
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-#: the tiny preset's opt-in departures from the paper, undone: most tests here check the
-#: paper's mechanics at tiny sizes; ``tiny(design="tiny")`` is the preset as shipped.
-PAPER_DESIGN = {"image_encoder": "clip", "encoder_widths": None, "encoder_gray": False, "pnet_s2_input": "image",
-                "prior_norm": False, "denoiser_skip": False, "l1_weight": 0.0}
-
-
 def tiny(design="paper", **kw):
+    """Most tests here check the paper's mechanics at tiny sizes (the ``tiny-paper`` preset);
+    ``tiny(design="tiny")`` is the ``tiny`` preset as shipped."""
     torch.manual_seed(0)
-    return create_model("lldif", preset="tiny", num_classes=7, **({**PAPER_DESIGN, **kw} if design == "paper" else kw))
+    return create_model("lldif", preset="tiny-paper" if design == "paper" else "tiny", num_classes=7, **kw)
 
 
 DARK = {"exposure_ev": "-3.2", "temperature_k": "5000.0", "tint": "12.5", "highlights": "-0.8", "shadows": "-0.9"}
@@ -53,12 +48,7 @@ def lowlight64(sample_root):
     with each image's parameters as a manifest row would give them (strings)."""
     from degrade.lowlight import make_lowlight
 
-    src = get_source("sample", sample_root)
-    by: dict[int, list] = {}
-    for r in src.records("train"):
-        by.setdefault(r.label, []).append(r)
-    pick = [r for k in sorted(by) for r in by[k][:10]][:64]
-    x = torch.from_numpy(np.stack([src.load(r) for r in pick])).permute(0, 3, 1, 2).float() / 255
+    pick, x = balanced_sample(sample_root, 10, 64)
     ll = make_lowlight("lldif")
     rows = [ll.sample_params(numpy_rng(0, "lowlight", "params", r.id)) for r in pick]
     x = ll.apply(x, ll.stack_params(rows, x.device))
@@ -71,6 +61,19 @@ def head(batch, n):
 
 
 # ------------------------------------------------------------------------- registry and stages
+def test_tiny_paper_is_the_tiny_preset_without_its_departures():
+    from models.registry import resolve_config
+
+    tiny_kw, tiny_recipe = resolve_config("lldif", "tiny")
+    paper_kw, paper_recipe = resolve_config("lldif", "tiny-paper")
+    departures = {k: v for k, v in tiny_kw.items() if k not in paper_kw or paper_kw[k] != v}
+    assert departures == {"image_encoder": "conv", "encoder_widths": (8, 16, 32, 64), "encoder_gray": True,
+                          "pnet_s2_input": "pnet-s1", "prior_norm": True, "denoiser_skip": True, "l1_weight": 5.0}
+    assert set(paper_kw) <= set(tiny_kw) and paper_recipe == tiny_recipe
+    s = tiny().settings
+    assert (s.la_clip.hidden, s.prior.dim, s.prior.heads, s.former.stem_stride, s.losses.kl_weight) == (64, 32, 2, 4, 0.0)
+
+
 def test_tiny_builds_offline_with_recipe_stages_and_variants():
     m = tiny()
     assert m.stages == ("la-clip", "s1", "s2") and m.stage == "la-clip"
@@ -80,7 +83,7 @@ def test_tiny_builds_offline_with_recipe_stages_and_variants():
     r = info["recipe"]
     assert (r["optimizer"], r["lr"], r["weight_decay"], r["batch_size"]) == ("adam", 3.5e-4, 1e-4, 64)
     assert r["epochs"] == 200 and sum(r["stage_epochs"].values()) == 200
-    assert info["presets"] == ["paper", "tiny"]
+    assert info["presets"] == ["paper", "tiny-paper", "tiny"]
     assert info["variants"] == ["LA-CLIP", "S1", "V1", "V2", "V3", "V4"]
     trainable = lambda: {n.split(".")[0] for n, p in m.named_parameters() if p.requires_grad}  # noqa: E731
     assert trainable() == {"la_clip"}
@@ -212,16 +215,10 @@ def test_caption_text_embeddings_do_not_depend_on_the_batch():
 @pytest.mark.parametrize("T", [4, 2])
 def test_stage2_runs_without_label_and_calls_the_denoiser_T_times(T):
     m = tiny(T=T)
-    m.begin_stage("s2")
-    calls = CallCounter(m.diffusion.denoiser)
-    m.eval()
-    with torch.no_grad():
-        out = m.predict(random_batch(label=False, meta=False))
-    assert calls.n == T and out.logits.shape == (6, 7) and out.extras["prior"].shape == (6, 32)
-    m.train()
-    calls.n = 0
-    out = m.training_step(random_batch(), ctx(stage="s2"))
-    assert calls.n == T and set(out.losses) == {"ce"}      # V4, the paper's own: CE only
+    n_pred, pred, n_train, out = stage2_denoiser_calls(m, random_batch(label=False, meta=False), random_batch(),
+                                                       ctx(stage="s2"))
+    assert n_pred == T and pred.logits.shape == (6, 7) and pred.extras["prior"].shape == (6, 32)
+    assert n_train == T and set(out.losses) == {"ce"}      # V4, the paper's own: CE only
 
 
 def test_prior_norm_gives_unit_scale_priors_and_denoiser_skip_starts_at_the_condition():
@@ -321,8 +318,8 @@ def prepare(m, b):
 def test_variants_follow_table5():
     v1, v2, v3, v4 = (tiny(variant=v) for v in ("V1", "V2", "V3", "V4"))
     assert v1.diffusion is None
-    assert (v2.kl_weight, v2.insert_noise, v3.kl_weight, v3.insert_noise) == (1.0, True, 0.0, False)
-    assert (v4.kl_weight, v4.insert_noise) == (tiny().kl_weight, tiny().insert_noise) == (0.0, True)
+    assert (v2.settings.losses.kl_weight, v2.insert_noise, v3.settings.losses.kl_weight, v3.insert_noise) == (1.0, True, 0.0, False)
+    assert (v4.settings.losses.kl_weight, v4.insert_noise) == (tiny().settings.losses.kl_weight, tiny().insert_noise) == (0.0, True)
     for m, losses in ((v1, {"ce"}), (v2, {"ce", "kl"}), (v3, {"ce"})):
         m.begin_stage("s2")
         assert set(m.training_step(random_batch(), ctx(stage="s2")).losses) == losses
@@ -383,16 +380,11 @@ def test_one_seed_reproduces_training_and_inference_exactly():
 
 def test_checkpoint_round_trip_reproduces_logits(tmp_path):
     m = train_all_stages(tiny(T=2), steps=1)
-    b = random_batch(seed=2, label=False, meta=False)
-    with torch.no_grad():
-        before = m.predict(b).logits
-    save_checkpoint(m, tmp_path / "lldif.pt")
-    m2, ckpt = load_checkpoint(tmp_path / "lldif.pt")
-    m2.eval()
-    assert m2.stage == "s2" and m2.diffusion.steps == 2 and ckpt["config"]["preset"] == "tiny"
+    m2, ckpt, before, after = checkpoint_round_trip(m, random_batch(seed=2, label=False, meta=False),
+                                                    tmp_path / "lldif.pt")
+    assert m2.stage == "s2" and m2.diffusion.steps == 2 and ckpt["config"]["preset"] == "tiny-paper"
     assert m2.la_clip.trained_steps == m.la_clip.trained_steps == 1
-    with torch.no_grad():
-        assert torch.equal(m2.predict(b).logits, before)
+    assert torch.equal(after, before)
 
 
 def test_la_clip_trains_and_loads_on_its_own(tmp_path):

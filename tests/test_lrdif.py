@@ -2,32 +2,29 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
 from fercore.errors import ConfigError
 from fercore.seeding import torch_generator
-from fercore.sources import get_source
-from models import StepContext, create_model, load_checkpoint, model_info, save_checkpoint
+from models import StepContext, create_model, model_info
 from models.blocks.prior_diffusion import prior_kl
 from models.train import build_optimizer, train_step
-from model_helpers import CallCounter, no_grad_params
+from model_helpers import balanced_sample, checkpoint_round_trip, no_grad_params, stage2_denoiser_calls
 from model_helpers import step_ctx as ctx
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def tiny(**kw):
+def tiny(preset="tiny", **kw):
     torch.manual_seed(0)
-    return create_model("lrdif", preset="tiny", num_classes=7, **kw)
+    return create_model("lrdif", preset=preset, num_classes=7, **kw)
 
 
-#: the tiny sizes with the paper's design: frozen (random tiny) CLIP image tower, FPENs ending
-#: in LeakyReLU, fresh FPEN_S2 and denoiser, CE (+ KL) only
-PAPER_DESIGN = {"image_encoder": "clip", "encoder_output": "features", "encoder_align_weight": 0.0,
-                "encoder_gray": False, "fpen_s2_init": "fresh", "denoiser_skip": False, "prior_norm": False,
-                "l1_weight": 0.0}
+def tiny_paper(**kw):
+    """The tiny sizes with the paper's design: frozen (random tiny) CLIP image tower, FPENs
+    ending in LeakyReLU, fresh FPEN_S2 and denoiser, CE (+ KL) only."""
+    return tiny("tiny-paper", **kw)
 
 
 def random_batch(n=6, size=64, seed=0, label=True):
@@ -41,12 +38,7 @@ def random_batch(n=6, size=64, seed=0, label=True):
 @pytest.fixture(scope="module")
 def sample32(sample_root):
     """32 training images of the sample set (4-5 per class) as a batch."""
-    src = get_source("sample", sample_root)
-    by: dict[int, list] = {}
-    for r in src.records("train"):
-        by.setdefault(r.label, []).append(r)
-    pick = [r for k in sorted(by) for r in by[k][:5]][:32]
-    x = torch.from_numpy(np.stack([src.load(r) for r in pick])).permute(0, 3, 1, 2).float() / 255
+    pick, x = balanced_sample(sample_root, 5, 32)
     return {"image": x, "label": torch.tensor([r.label for r in pick]), "id": [r.id for r in pick]}
 
 
@@ -67,7 +59,7 @@ def test_tiny_builds_offline_with_recipe_stages_and_variants():
     trainable = {n.split(".")[0] for n, p in m.named_parameters() if p.requires_grad}
     assert trainable == {"fpen_s2", "diffusion", "landmark_encoder", "former", "image_encoder"}
     assert not any(p.requires_grad for p in m.image_encoder_s1.parameters())   # the teacher's copy
-    with_clip = tiny(**PAPER_DESIGN)
+    with_clip = tiny_paper()
     assert {n.split(".")[0] for n, p in with_clip.named_parameters() if p.requires_grad} == {
         "fpen_s1", "landmark_encoder", "former"}
     assert not any(k.startswith("clip.") for k in m.state_dict())
@@ -94,28 +86,22 @@ def test_stage1_overfits_32_sample_images_and_every_parameter_learns(sample32):
 
 @pytest.mark.parametrize("T", [4, 2])
 def test_stage2_runs_without_label_and_calls_the_denoiser_T_times(T):
-    m = tiny(T=T, **PAPER_DESIGN)
-    m.begin_stage("s2")
-    calls = CallCounter(m.diffusion.denoiser)
-    m.eval()
-    with torch.no_grad():
-        out = m.predict(random_batch(label=False))
-    assert calls.n == T and out.logits.shape == (6, 7) and out.extras["prior"].shape == (6, 32)
-    m.train()
-    calls.n = 0
-    out = m.training_step(random_batch(), ctx(stage="s2"))
-    assert calls.n == T and set(out.losses) == {"ce", "kl"}
+    m = tiny_paper(T=T)
+    n_pred, pred, n_train, out = stage2_denoiser_calls(m, random_batch(label=False), random_batch(), ctx(stage="s2"))
+    assert n_pred == T and pred.logits.shape == (6, 7) and pred.extras["prior"].shape == (6, 32)
+    assert n_train == T and set(out.losses) == {"ce", "kl"}
     out.loss.backward()                                   # gradients through the whole chain
     assert no_grad_params(m) == []
 
 
 def test_variants_follow_table5():
-    v1 = tiny(variant="S2-V1", **PAPER_DESIGN)
+    v1 = tiny_paper(variant="S2-V1")
     assert v1.diffusion is None
     v1.begin_stage("s2")
     assert set(v1.training_step(random_batch(), ctx(stage="s2")).losses) == {"ce"}
-    v2, v4 = tiny(variant="S2-V2", **PAPER_DESIGN), tiny(variant="S2-V4", **PAPER_DESIGN)
-    assert (v2.insert_noise, v2.kl_weight, v4.insert_noise, v4.kl_weight) == (False, 0.0, False, 1.0)
+    v2, v4 = tiny_paper(variant="S2-V2"), tiny_paper(variant="S2-V4")
+    kl = [v.settings.losses.kl_weight for v in (v2, v4)]
+    assert (v2.insert_noise, kl[0], v4.insert_noise, kl[1]) == (False, 0.0, False, 1.0)
     assert tiny(variant="S2-V3").insert_noise and tiny().insert_noise     # V3 is the default
     s1 = tiny(variant="S1")
     assert s1.stages == ("s1",)
@@ -128,7 +114,7 @@ def test_variants_follow_table5():
 
 
 def test_two_inferences_with_one_seed_agree_exactly_and_per_item():
-    m = tiny(**PAPER_DESIGN)       # a fresh cond-skip denoiser (tiny) ignores the noise: see below
+    m = tiny_paper()       # a fresh cond-skip denoiser (tiny) ignores the noise: see below
     m.begin_stage("s2")
     m.eval()
     b = random_batch(n=5, label=False)
@@ -157,16 +143,9 @@ def test_checkpoint_round_trip_reproduces_logits(tmp_path):
     m.begin_stage("s2")
     opt = build_optimizer(m)
     train_step(m, opt, random_batch(seed=1), ctx(1, "s2"))
-    m.eval()
-    b = random_batch(seed=2, label=False)
-    with torch.no_grad():
-        before = m.predict(b).logits
-    save_checkpoint(m, tmp_path / "lrdif.pt")
-    m2, ckpt = load_checkpoint(tmp_path / "lrdif.pt")
-    m2.eval()
+    m2, ckpt, before, after = checkpoint_round_trip(m, random_batch(seed=2, label=False), tmp_path / "lrdif.pt")
     assert m2.stage == "s2" and m2.diffusion.steps == 2 and ckpt["config"]["preset"] == "tiny"
-    with torch.no_grad():
-        assert torch.equal(m2.predict(b).logits, before)
+    assert torch.equal(after, before)
 
 
 def test_kl_is_zero_for_equal_priors_and_positive_otherwise():
@@ -216,7 +195,7 @@ def test_impossible_settings_name_the_flag(kw, flag):
 
 
 def test_other_input_sizes_are_resized_and_ids_cache_clip_embeddings():
-    m = tiny(**PAPER_DESIGN)
+    m = tiny_paper()
     m.eval()
     b = random_batch(n=4, size=100, label=False)
     m.begin_stage("s2")

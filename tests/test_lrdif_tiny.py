@@ -169,6 +169,56 @@ def test_paper_preset_keeps_the_paper_design():
     assert recipe.lr == 3.5e-4 and recipe.batch_size == 64 and recipe.schedule == "none"
 
 
+#: the tiny preset's departures from the paper's design (docs/lrdif.md, "Presets")
+TINY_DEPARTURES = {"image_encoder": "conv", "encoder_widths": (8, 16, 32, 64), "encoder_output": "label",
+                   "encoder_align_weight": 1.0, "encoder_gray": True, "fpen_s2_init": "s1", "denoiser_skip": True,
+                   "prior_norm": True, "l1_weight": 5.0}
+
+
+def test_tiny_paper_is_the_tiny_preset_without_its_departures():
+    from models.priordiff import flat_settings
+    from models.registry import resolve_config
+
+    tiny_kw, tiny_recipe = resolve_config("lrdif", "tiny")
+    paper_kw, paper_recipe = resolve_config("lrdif", "tiny-paper")
+    assert {k: v for k, v in tiny_kw.items() if k not in paper_kw or paper_kw[k] != v} == TINY_DEPARTURES
+    assert set(paper_kw) - set(tiny_kw) == set()
+    assert paper_recipe == tiny_recipe.replace(lr_mult={})     # the same budget, one learning rate
+    s = create_model("lrdif", "tiny-paper").settings
+    assert (s.encoder.kind, s.prior.norm, s.prior.s2_init, s.diffusion.denoiser_skip, s.losses.l1_weight) == (
+        "clip", False, "fresh", False, 0.0)
+    assert flat_settings(s)["dims"] == (16, 32, 64) and flat_settings(s)["prior_dim"] == 32
+
+
+def test_settings_are_flat_dotted_or_nested_and_unknown_names_say_so():
+    from models.lrdif import LRDif, LRDifConfig
+    from models.priordiff import build_config, flat_settings
+
+    flat = build_config(LRDifConfig, {"T": 8, "diffusion": False, "dims": (8, 16, 32), "landmarks": "none"})
+    dotted = build_config(LRDifConfig, {"diffusion.steps": 8, "diffusion.enabled": False,
+                                        "former.dims": (8, 16, 32), "landmarks.kind": "none"})
+    nested = build_config(LRDifConfig, {"diffusion": {"steps": 8, "enabled": False}, "former": {"dims": (8, 16, 32)},
+                                        "landmarks": {"kind": "none"}})
+    assert flat == dotted == nested and flat.diffusion.steps == 8 and not flat.diffusion.enabled
+    assert flat.diffusion.schedule == "linear" and flat.former.blocks == (4, 6, 6)     # the rest: defaults
+    assert flat_settings(flat)["T"] == 8 and flat_settings(LRDifConfig())["clip_model"] == "ViT-B-32"
+    with pytest.raises(ConfigError, match="takes no setting 'Tee'"):
+        build_config(LRDifConfig, {"Tee": 8})
+    with pytest.raises(ConfigError, match="diffusion.stepz"):
+        build_config(LRDifConfig, {"diffusion": {"stepz": 8}})
+    # the constructor shows its flat settings (what --model-opt and the benchmark plans read)
+    import inspect
+
+    params = inspect.signature(LRDif.__init__).parameters
+    assert params["T"].default == 4 and params["encoder_output"].default == "features" and len(params) == 54
+    # a config instance plus settings on top
+    base = build_config(LRDifConfig, {"image_size": 64, "clip_model": "tiny", "clip_pretrained": None})
+    m = LRDif(config=base, landmarks="none", **{"diffusion.steps": 2}, former={"dims": (16, 32, 64), "blocks": (1, 1, 1),
+                                                                           "embed_dim": 64, "vit_heads": 2})
+    assert m.diffusion.steps == 2 and m.image_size == 64 and m.former.dims == (16, 32, 64)
+    assert base.diffusion.steps == 4 and base.former.dims == (64, 128, 256)     # the given config is not changed
+
+
 def test_method_specs_with_list_options_plan_jobs():
     from benchmark.specs import parse_method
 

@@ -12,6 +12,8 @@
   the prior KL loss (Eq. 14-18).
 * :mod:`.former` -- DT + DIL + fusion + ViT assembled (UDCformer / LLformer).
 * :mod:`.pnet` -- LLDif's prior networks: cross-attention PNET_S1, conv/residual PNET_S2.
+* :mod:`.fpen` -- LRDif's prior network FPEN (linear layers; LLDif's ``pnet_s2_input="la-clip"``).
+* :mod:`.conv_image_encoder` -- the trainable stand-in for CLIP's image tower (tiny presets).
 
 POSTER++ (:mod:`models.posterpp`) uses the DIL network, the scale tokenizer and the ViT with
 its official options.
