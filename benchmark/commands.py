@@ -16,7 +16,7 @@ import rich_click as click
 from fercore.errors import ConfigError
 from fercore.progress import console, make_progress, out_console
 from fercore.seeding import parse_shard
-from fercore.sources import parse_options
+from fercore.options import parse_options
 
 from .datasets import (DataSettings, ResolvedDataset, is_sample, parse_data_paths, parse_scoped_options,
                        parse_value, resolve_in_order, sample_datasets, split_list)

@@ -33,8 +33,9 @@ from typing import Any
 
 from fercore.errors import ConfigError, DataError
 from fercore.hashing import sha256_file
+from fercore.options import parse_options
 from fercore.progress import console
-from fercore.sources import SOURCES, get_source, parse_options
+from fercore.sources import SOURCES, get_source
 from fercore.sources.base import Source
 
 BASES = ("rafdb", "ferplus", "kdef", "folder", "sample")

@@ -44,7 +44,7 @@ from typing import Any
 
 from fercore.atomic import atomic_write_text
 from fercore.errors import ConfigError
-from fercore.sources import parse_options
+from fercore.options import parse_options
 from fercore.manifest import write_manifest
 
 from .datasets import parse_dataset_name

@@ -263,8 +263,8 @@ def lowlight(rebuild: RebuildOptions, preset: str, set_pairs: tuple[str, ...], d
 
     `fer-degrade lowlight --src kdef --root ~/data/KDEF --preset realistic --set exposure_ev=-4:-2.5`
     """
+    from fercore.options import parse_options
     from fercore.progress import out_console
-    from fercore.sources import parse_options
 
     from .lowlight import make_lowlight
 
@@ -332,8 +332,8 @@ def calibrate(kind: str, clean_dir: str, real_dir: str, preset: str | None, set_
     from rich.table import Table
 
     from fercore.atomic import atomic_write_text
+    from fercore.options import parse_options
     from fercore.progress import out_console
-    from fercore.sources import parse_options
 
     from .calibration.measure import measure, report_rows
     from .calibration.pairs import find_pairs
