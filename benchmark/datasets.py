@@ -433,7 +433,8 @@ def resolve_in_order(names: list[str], settings: DataSettings, info) -> list[Res
 def _clean_record(p: DatasetName, src: Source) -> dict[str, Any]:
     d = src.describe()
     return {"name": p.name, "base": p.base, "kind": p.kind, "source": d["source"], "root": d["root"],
-            "options": d["options"], "classes": list(src.classes), "counts": src.counts(),
+            "options": d["options"], **({"split": d["split"]} if "split" in d else {}),
+            "classes": list(src.classes), "counts": src.counts(),
             "how": "sample cache" if (p.base == "sample" and not p.degraded) else "path"}
 
 
