@@ -128,6 +128,8 @@ class Predictions:
 
 @functools.lru_cache(maxsize=512)
 def _load(path: str, stamp: tuple[int, int], clean: bool) -> Predictions | None:
+    """A job folder's predictions (``stamp``: the file's mtime and size, so a rewritten file is
+    read again); ``None`` when the file lacks the arrays."""
     from .results import load_predictions
 
     z = load_predictions(Path(path))
@@ -138,25 +140,43 @@ def _load(path: str, stamp: tuple[int, int], clean: bool) -> Predictions | None:
                        z[f"{pre}logits"].argmax(1).astype(np.int64))
 
 
-def job_predictions(result: dict[str, Any], clean: bool = False) -> Predictions | None:
-    """The predictions of a finished job (its ``run_dir``), or ``None`` when it kept none."""
+def _stamp(result: dict[str, Any]) -> tuple[str, int, int] | None:
+    """(folder, mtime, size) of a job's ``predictions.npz``: what its cached values key on."""
     d = result.get("run_dir")
     p = Path(d) / "predictions.npz" if d else None
     if p is None or not p.is_file():
         return None
     st = p.stat()
-    return _load(str(p.parent), (st.st_mtime_ns, st.st_size), clean)
+    return str(p.parent), st.st_mtime_ns, st.st_size
+
+
+def job_predictions(result: dict[str, Any], clean: bool = False) -> Predictions | None:
+    """The predictions of a finished job (its ``run_dir``), or ``None`` when it kept none."""
+    stamp = _stamp(result)
+    return None if stamp is None else _load(stamp[0], stamp[1:], clean)
 
 
 def runs_interval(results: list[dict[str, Any]], metric: str = "accuracy", *, n_boot: int = BOOTSTRAP_SAMPLES,
                   level: float = LEVEL) -> tuple[float, float] | None:
     """The bootstrap interval of the seeds' mean ``metric`` for jobs of one configuration
     (one job: that job's interval). ``None`` when the metric has no interval (best accuracy),
-    a job kept no predictions, or the jobs were tested on different images."""
+    a job kept no predictions, or the jobs were tested on different images. Cached per
+    predictions files (a run folder's results are re-read after every job)."""
     if metric not in CI_METRICS or not results:
         return None
+    stamps = tuple(_stamp(r) for r in results)
+    if any(s is None for s in stamps):
+        return None
+    k = len(results[0].get("classes") or [])
+    key = (results[0].get("config_hash"), metric, *sorted(int(r["seed"]) for r in results))
+    return _interval(stamps, metric, k, key, n_boot, level)
+
+
+@functools.lru_cache(maxsize=1024)
+def _interval(stamps: tuple[tuple[str, int, int], ...], metric: str, k: int, key: tuple, n_boot: int,
+              level: float) -> tuple[float, float] | None:
     clean = metric.startswith("clean_")
-    preds = [job_predictions(r, clean) for r in results]
+    preds = [_load(s[0], s[1:], clean) for s in stamps]
     if any(p is None for p in preds):
         return None
     first = preds[0]
@@ -169,8 +189,7 @@ def runs_interval(results: list[dict[str, Any]], metric: str = "accuracy", *, n_
         if not (np.array_equal(p.ids[o], first.ids[order]) and np.array_equal(p.labels[o], first.labels[order])):
             return None
         stacked.append(p.pred[o])
-    k = len(results[0].get("classes") or []) or int(max(first.labels.max(), *(s.max() for s in stacked))) + 1
-    key = (results[0].get("config_hash"), metric, *sorted(int(r["seed"]) for r in results))
+    k = k or int(max(first.labels.max(), *(s.max() for s in stacked))) + 1
     return bootstrap_ci(first.labels[order], np.stack(stacked), k, metric=metric.removeprefix("clean_"),
                         n_boot=n_boot, level=level, key=key)
 

@@ -209,6 +209,8 @@ class Folder(Source):
                                   f"{self.root} already has train/test folders", flag="--src-opt")
             self.split_info = {"by": "split folders"}
             return [s for s, _, _, _ in found]
+        if not found:  # data check on a tree without images: reported, nothing to split
+            return []
         ids = [p.relative_to(self.root).as_posix().rsplit(".", 1)[0] for _, _, p, _ in found]
         seed = o["split_seed"]
         if self._subject is None:
