@@ -52,7 +52,7 @@ from torch import Tensor
 
 from fercore.errors import ConfigError
 from fercore.landmarks import FLIP_68
-from fercore.sources import parse_options
+from fercore.options import parse_options
 from fercore.transform import PerSampleTransform, stack_rows
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

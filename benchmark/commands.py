@@ -151,7 +151,7 @@ def run_cmd(data: DataOptions, opts: ExecOptions, **run: Any) -> None:
               help="Runs folder written by `fer-bench run`.")
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Output folder [default: RUNS/tables].")
 @click.option("--metric", default="accuracy", show_default=True,
-              type=click.Choice(["accuracy", "best_accuracy", "macro_f1", "clean_accuracy"]),
+              type=click.Choice(["accuracy", "best_accuracy", "macro_f1", "mean_class_accuracy", "clean_accuracy"]),
               help="What the cells show (final-epoch accuracy by default).")
 @click.option("--stand-in", default="auto", show_default=True,
               help="Base dataset that stands in for the papers' (sample, folder...); `none` for none; "

@@ -33,8 +33,9 @@ from typing import Any
 
 from fercore.errors import ConfigError, DataError
 from fercore.hashing import sha256_file
+from fercore.options import parse_options
 from fercore.progress import console
-from fercore.sources import SOURCES, get_source, parse_options
+from fercore.sources import SOURCES, get_source
 from fercore.sources.base import Source
 
 BASES = ("rafdb", "ferplus", "kdef", "folder", "sample")
@@ -426,7 +427,8 @@ def resolve_in_order(names: list[str], settings: DataSettings, info) -> list[Res
 def _clean_record(p: DatasetName, src: Source) -> dict[str, Any]:
     d = src.describe()
     return {"name": p.name, "base": p.base, "kind": p.kind, "source": d["source"], "root": d["root"],
-            "options": d["options"], "classes": list(src.classes), "counts": src.counts(),
+            "options": d["options"], **({"split": d["split"]} if "split" in d else {}),
+            "classes": list(src.classes), "counts": src.counts(),
             "how": "sample cache" if (p.base == "sample" and not p.degraded) else "path"}
 
 

@@ -2,9 +2,15 @@
 
 ``results.csv`` (written at the top of the runs folder after every job, and by ``fer-bench
 tables``) has one row per finished job: method, variant, preset, options, label, dataset,
-seed, accuracy, best accuracy, macro-F1, ``acc_<class>`` per class, clean accuracy (degraded
-sets), mean confidence, train time, epochs, config hash, dataset copy and run folder. Rows are
-sorted by (dataset, label, config hash, seed) so the same runs give the same file.
+seed, accuracy with its 95% bootstrap interval over test images (``ci_low``, ``ci_high``, see
+:mod:`benchmark.stats`), best accuracy, macro-F1, mean class accuracy, ``acc_<class>`` per
+class, clean accuracy (degraded sets), mean confidence, train time, epochs, config hash,
+dataset copy and run folder. Rows are sorted by (dataset, label, config hash, seed) so the
+same runs give the same file.
+
+Macro-F1 and mean class accuracy are read from each job's confusion matrix, over the classes
+with at least one test image (:mod:`benchmark.metrics`), so results written before that rule
+read the same way as new ones.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from fercore.errors import DataError
 from fercore.manifest import write_manifest
 
 RESULT_COLUMNS = ["method", "variant", "preset", "options", "label", "dataset", "seed", "accuracy",
-                  "best_accuracy", "best_epoch", "macro_f1"]
+                  "ci_low", "ci_high", "best_accuracy", "best_epoch", "macro_f1", "mean_class_accuracy"]
 TAIL_COLUMNS = ["clean_accuracy", "mean_confidence", "clean_mean_confidence", "n_train", "n_test",
                 "epochs", "train_time_s", "config_hash", "dataset_copy", "run_dir"]
 
@@ -38,6 +44,7 @@ def find_results(runs: str | Path) -> list[dict[str, Any]]:
             raise DataError(f"unreadable result ({exc})", p) from None
         _check_result(r, p)
         r["run_dir"] = str(p.parent)
+        _add_statistics(r, p)
         out.append(r)
     out.sort(key=lambda r: (r["dataset"], r["label"], r["config_hash"], int(r["seed"])))
     return out
@@ -45,8 +52,9 @@ def find_results(runs: str | Path) -> list[dict[str, Any]]:
 
 #: Fields of result.json that tables and figures compute with (numbers; ``None`` allowed where
 #: a value may be absent).
-NUMERIC_FIELDS = {"accuracy": False, "best_accuracy": True, "macro_f1": True, "clean_accuracy": True,
-                  "mean_confidence": True, "clean_mean_confidence": True, "train_time_s": True}
+NUMERIC_FIELDS = {"accuracy": False, "best_accuracy": True, "macro_f1": True, "mean_class_accuracy": True,
+                  "clean_accuracy": True, "mean_confidence": True, "clean_mean_confidence": True,
+                  "train_time_s": True}
 
 
 def _check_result(r: Any, path: Path) -> None:
@@ -71,6 +79,29 @@ def _check_result(r: Any, path: Path) -> None:
             v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v))
             for v in per_class.values())):
         raise DataError("unreadable result: 'per_class_accuracy' must map classes to numbers", path)
+
+
+def _add_statistics(r: dict[str, Any], path: Path) -> None:
+    """Macro-F1 and mean class accuracy from the confusion matrix (classes with a test image),
+    and the accuracy's bootstrap interval from the job's predictions (``None`` without them)."""
+    from .metrics import macro_f1, mean_class_accuracy
+    from .stats import runs_interval
+
+    cm = r.get("confusion")
+    if cm is not None:
+        try:
+            cm = np.asarray(cm, dtype=np.int64)
+        except (TypeError, ValueError):
+            cm = None
+        if cm is None or cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.sum() <= 0 or (cm < 0).any():
+            raise DataError("unreadable result: 'confusion' must be a square matrix of counts", path)
+        r["macro_f1"] = 100.0 * macro_f1(cm)
+        r["mean_class_accuracy"] = 100.0 * mean_class_accuracy(cm)
+    elif r.get("mean_class_accuracy") is None:
+        present = [v for v in (r.get("per_class_accuracy") or {}).values() if v is not None]
+        r["mean_class_accuracy"] = sum(present) / len(present) if present else None
+    ci = runs_interval([r], "accuracy")
+    r["ci_low"], r["ci_high"] = ci if ci is not None else (None, None)
 
 
 def find_runs(runs: str | Path) -> list[dict[str, Any]]:

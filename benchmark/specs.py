@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fercore.errors import ConfigError
-from fercore.sources import parse_options
+from fercore.options import parse_options
 
 from .datasets import parse_value, safe_name, split_list, split_top_level
 

@@ -7,7 +7,17 @@ gives only as a range, which have no number). A table's datasets and rows are th
 files, in order, with the paper's own method last, as printed.
 
 A cell is the mean +- sample standard deviation (n-1) over the seeds of one configuration,
-with the paper's number beside it and the difference (ours - paper). Which runs fill a cell:
+with the paper's number beside it and the difference (ours - paper). Statistics
+(:mod:`benchmark.stats`, from the jobs' ``predictions.npz``):
+
+* ``[low, high]``: the 95% bootstrap interval over test images (of the seeds' mean when a
+  cell has several seeds); absent for best accuracy and for jobs that kept no predictions;
+* on a paper's own-method row (LRDif, LLDif) of an accuracy table: McNemar's test against the
+  best baseline of that column (the non-own row with the highest mean), paired by test image
+  id on each seed both have; the cell shows the largest p-value over those seeds (``*`` below
+  0.05, ``**`` below 0.01), the CSV every seed's discordant counts.
+
+Which runs fill a cell:
 
 * row ``SCN`` -> method ``scn``; ``POSTER++`` -> ``posterpp``; ``LRDif`` -> ``lrdif`` with its
   default variant (else the variant the paper marks "Ours": ``S2-V3``; LLDif: ``S2-V4``/``V4``);
@@ -20,7 +30,8 @@ with the paper's number beside it and the difference (ours - paper). Which runs 
   the most finished seeds wins, then the ``paper`` preset, then the lowest config hash; the
   CSV's ``other_configs`` says how many were passed over.
 
-A missing run is shown as ``missing``, never filled in. A cell the paper does not print for
+A missing run is shown as ``missing``, never filled in; a table without a single measured cell
+is not written at all (the summary and ``index.json`` list it as skipped). A cell the paper does not print for
 that dataset is left blank unless we have runs for it (then the paper column says ``n/a``);
 a number the paper does not publish shows as ``n/p``.
 
@@ -44,10 +55,11 @@ from typing import Any
 
 from fercore.atomic import atomic_write_text
 from fercore.errors import ConfigError
-from fercore.sources import parse_options
+from fercore.options import parse_options
 from fercore.manifest import write_manifest
 
 from .datasets import parse_dataset_name
+from .stats import McNemar, format_p, runs_interval, seedwise_mcnemar
 
 #: Paper row name -> registry name.
 PAPER_METHODS = {"ARM": "arm", "POSTER++": "posterpp", "RUL": "rul", "DAN": "dan", "SCN": "scn",
@@ -66,7 +78,7 @@ TITLES = {
     ("LLDif", 4): "Accuracy (%) on LL-KDEF",
     ("LLDif", 5): "Key components of LLDif on LL-KDEF",
 }
-METRICS = ("accuracy", "best_accuracy", "macro_f1", "clean_accuracy")
+METRICS = ("accuracy", "best_accuracy", "macro_f1", "mean_class_accuracy", "clean_accuracy")
 
 
 @dataclass(frozen=True)
@@ -165,12 +177,24 @@ def stand_in_name(paper_dataset: str, stand_in: str | None) -> str:
 # ------------------------------------------------------------------------ cells
 @dataclass
 class Cell:
+    """The runs of one configuration on one dataset (one per seed) and their ``metric``."""
+
     values: list[float]
     seeds: list[int]
     config_hash: str | None = None
     label: str | None = None
     other_configs: int = 0
     preset: str | None = None
+    metric: str = "accuracy"
+    runs: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    _ci: tuple[float, float] | None | bool = field(default=False, repr=False)
+
+    @property
+    def ci(self) -> tuple[float, float] | None:
+        """The 95% bootstrap interval of the mean (:func:`benchmark.stats.runs_interval`)."""
+        if self._ci is False:
+            self._ci = runs_interval(self.runs, self.metric)
+        return self._ci
 
     @property
     def n(self) -> int:
@@ -198,7 +222,7 @@ def _group(results: list[dict[str, Any]], metric: str) -> list[Cell]:
     for h, rs in groups.items():
         rs = sorted(rs, key=lambda r: int(r["seed"]))
         cells.append(Cell([float(r[metric]) for r in rs], [int(r["seed"]) for r in rs], h, rs[0]["label"],
-                          preset=rs[0].get("preset")))
+                          preset=rs[0].get("preset"), metric=metric, runs=rs))
     return cells
 
 
@@ -236,11 +260,60 @@ def fmt(v: float | None, digits: int = 2) -> str:
 
 
 def fmt_cell(c: Cell | None, pm: str = "±") -> str:
+    """``"86.50 ± 1.50 (n=3) [84.1, 88.7]"``: mean ± std over seeds, their number and the 95%
+    bootstrap interval (when the runs kept predictions); ``missing`` without runs."""
     if c is None or c.n == 0:
         return "missing"
-    if c.n == 1:
-        return f"{fmt(c.mean)} (n=1)"
-    return f"{fmt(c.mean)} {pm} {fmt(c.std)} (n={c.n})"
+    text = f"{fmt(c.mean)} (n=1)" if c.n == 1 else f"{fmt(c.mean)} {pm} {fmt(c.std)} (n={c.n})"
+    if c.ci is not None:
+        text += f" [{c.ci[0]:.1f}, {c.ci[1]:.1f}]"
+    return text
+
+
+def _stat_fields(c: Cell | None) -> dict[str, Any]:
+    """The interval columns of a tidy row."""
+    ci = c.ci if c is not None and c.n else None
+    return {"ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None}
+
+
+@dataclass
+class Comparison:
+    """McNemar's test of one cell against the best baseline of its column, per common seed."""
+
+    baseline: str
+    tests: list[tuple[int, McNemar]]
+
+    @property
+    def worst(self) -> McNemar | None:
+        return max((t for _, t in self.tests), key=lambda t: t.p, default=None)
+
+    def fields(self) -> dict[str, Any]:
+        w = self.worst
+        return {"mcnemar_vs": self.baseline, "mcnemar_p": w.p if w else None,
+                "mcnemar_test": w.test if w else None,
+                "mcnemar_seeds": "; ".join(f"seed {s}: b={t.b} c={t.c} p={t.p:.4g} ({t.test})"
+                                           for s, t in self.tests)}
+
+
+def compare_to_best_baseline(t: PaperTable, cells: dict[tuple[str, str], Cell | None],
+                             columns: list[str]) -> dict[tuple[str, str], Comparison]:
+    """(own row, column) -> its test against the best measured baseline row of that column."""
+    out = {}
+    for n in columns:
+        base = [(r, cells[(r.label, n)]) for r in t.rows if not r.own and cells.get((r.label, n))]
+        if not base:
+            continue
+        best_row, best = max(base, key=lambda rc: rc[1].mean)  # first of equals: table order
+        for r in t.rows:
+            c = cells.get((r.label, n))
+            if r.own and c is not None:
+                out[(r.label, n)] = Comparison(best_row.label, seedwise_mcnemar(c.runs, best.runs))
+    return out
+
+
+def _with_p(text: str, cmp: Comparison | None) -> str:
+    w = cmp.worst if cmp is not None else None
+    return f"{text} {format_p(w.p)}" if w is not None else text
 
 
 # ----------------------------------------------------------------------- tables
@@ -263,14 +336,16 @@ def build_paper_table(t: PaperTable, results: list[dict[str, Any]], *, metric: s
     tidy, grid = [], []
     cols = [(d, stand_in_name(d, stand_in)) for d in t.datasets]
     run_names = list(dict.fromkeys(n for _, n in cols))
+    all_cells = {(row.label, n): find_cell(results, row, n, metric, fill) for row in t.rows for n in run_names}
+    tests = compare_to_best_baseline(t, all_cells, run_names) if metric == "accuracy" else {}
     for row in t.rows:
         line = [row.label]
-        cells = {n: find_cell(results, row, n, metric, fill) for n in run_names}
+        cells = {n: all_cells[(row.label, n)] for n in run_names}
         if stand_in:
             for n in run_names:
                 printed = any((row.label, d) in t.numbers for d, m in cols if m == n)
                 c = cells[n]
-                line.append(fmt_cell(c) if (printed or c) else "")
+                line.append(_with_p(fmt_cell(c), tests.get((row.label, n))) if (printed or c) else "")
             for d, _ in cols:
                 line.append(_paper_text(t, row.label, d))
         for d, n in cols:
@@ -282,15 +357,16 @@ def build_paper_table(t: PaperTable, results: list[dict[str, Any]], *, metric: s
             tidy.append({"table": t.key, "paper": t.paper, "row": row.label, "method": row.method,
                          "run_label": (c.label if c else None), "dataset": d, "run_dataset": n,
                          "metric": metric, "n": c.n if c else 0, "seeds": " ".join(map(str, c.seeds)) if c else "",
-                         "mean": c.mean if c else None, "std": c.std if c else None,
+                         "mean": c.mean if c else None, "std": c.std if c else None, **_stat_fields(c),
                          "paper_value": paper_val, "diff": diff, "status": status,
                          "config_hash": c.config_hash if c else None,
-                         "other_configs": c.other_configs if c else 0, "note": note})
+                         "other_configs": c.other_configs if c else 0, "note": note,
+                         **(tests[(row.label, n)].fields() if (row.label, n) in tests else {})})
             if not stand_in:
                 if not printed and not c:
                     line += ["", "", ""]
                 else:
-                    line += [fmt_cell(c), _paper_text(t, row.label, d),
+                    line += [_with_p(fmt_cell(c), tests.get((row.label, n))), _paper_text(t, row.label, d),
                              (f"{diff:+.2f}" if diff is not None else "")]
         grid.append(line)
     if stand_in:
@@ -306,6 +382,13 @@ def build_paper_table(t: PaperTable, results: list[dict[str, Any]], *, metric: s
         notes = []
     notes.append(f"Cells: {metric} (%) mean ± std over seeds (n = seeds); 'missing' = no finished run; "
                  "'n/p' = not published; 'n/a' = not in the paper's table.")
+    if any(c is not None and c.ci is not None for c in all_cells.values()):
+        notes.append(CI_NOTE)
+    for n in run_names:
+        vs = {cmp.baseline for (_, m), cmp in tests.items() if m == n and cmp.tests}
+        if vs:
+            notes.append(f"{n}: p = McNemar's test against the best baseline ({', '.join(sorted(vs))}), paired by "
+                         "test image on each common seed (the largest p shown); * p < 0.05, ** p < 0.01.")
     for (label, d), (_, note) in t.numbers.items():
         if note:
             notes.append(f"{label} / {d}: {note}")
@@ -318,6 +401,10 @@ def _paper_text(t: PaperTable, label: str, dataset: str) -> str:
         return "n/a"
     v = t.numbers[(label, dataset)][0]
     return "n/p" if v is None else fmt(v)
+
+
+CI_NOTE = ("[low, high] = 95% bootstrap interval over test images (1000 resamples; of the seeds' mean "
+           "when there are several).")
 
 
 def build_summary(results: list[dict[str, Any]], metric: str = "accuracy") -> TableOut:
@@ -338,12 +425,14 @@ def build_summary(results: list[dict[str, Any]], metric: str = "accuracy") -> Ta
             line.append(fmt_cell(c) if c else "")
             if c:
                 tidy.append({"table": "summary", "label": label, "dataset": d, "metric": metric, "n": c.n,
-                             "seeds": " ".join(map(str, c.seeds)), "mean": c.mean, "std": c.std,
+                             "seeds": " ".join(map(str, c.seeds)), "mean": c.mean, "std": c.std, **_stat_fields(c),
                              "config_hash": c.config_hash, "other_configs": c.other_configs})
         grid.append(line)
     header = [[("Method", 1)] + [(d, 1) for d in datasets]]
-    return TableOut("summary", f"All runs: {metric} (%)", header, grid, tidy,
-                    [f"Cells: {metric} (%) mean ± std over seeds (n = seeds)."])
+    notes = [f"Cells: {metric} (%) mean ± std over seeds (n = seeds)."]
+    if any(r.get("ci_low") is not None for r in tidy):
+        notes.append(CI_NOTE)
+    return TableOut("summary", f"All runs: {metric} (%)", header, grid, tidy, notes)
 
 
 # --------------------------------------------------------------------- renderers
@@ -376,7 +465,7 @@ def _carry(cells: list[str]) -> list[str]:
 
 
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+        "<": r"$<$", ">": r"$>$", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
 
 def tex_escape(text: str) -> str:
@@ -420,30 +509,46 @@ def write_table(t: TableOut, out: Path) -> list[Path]:
     return paths
 
 
+def measured(t: TableOut) -> bool:
+    """Whether a paper table has at least one cell filled from runs."""
+    return any(r.get("status") == "ok" for r in t.tidy)
+
+
 def write_tables(results: list[dict[str, Any]], out: str | Path, *, metric: str = "accuracy",
                  stand_in: str | None = "auto", fill: dict[str, str] | None = None,
                  only: list[str] | None = None) -> list[TableOut]:
-    """Write the summary, the ten paper tables and (with data for it) their stand-in versions.
+    """Write the summary, the ten paper tables and (with data for it) their stand-in versions;
+    returns the tables written.
 
     ``stand_in="auto"`` writes stand-in tables for the sample set when the runs include
-    sample datasets; ``None`` writes none. ``only`` restricts the paper tables (keys).
-    Also writes ``all.md`` (every table in one file) and ``index.json``.
+    sample datasets; ``None`` writes none. ``only`` restricts the paper tables (keys). A paper
+    table without a measured cell is not written (an earlier copy of it in ``out`` is
+    removed, so none is left stale); the summary's notes and ``index.json`` (``skipped``) name
+    it. Also writes ``all.md`` (every written table in one file).
     """
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}", flag="--metric")
     out = Path(out)
-    tables = [build_summary(results, metric)]
+    summary = build_summary(results, metric)
     chosen = [t for k, t in paper_tables().items() if only is None or k in only]
-    tables += [build_paper_table(t, results, metric=metric, fill=fill) for t in chosen]
+    paper = [build_paper_table(t, results, metric=metric, fill=fill) for t in chosen]
     if stand_in == "auto":
         stand_in = "sample" if any(parse_dataset_name(r["dataset"]).base == "sample" for r in results) else None
     if stand_in:
-        tables += [build_paper_table(t, results, metric=metric, stand_in=stand_in, fill=fill) for t in chosen]
+        paper += [build_paper_table(t, results, metric=metric, stand_in=stand_in, fill=fill) for t in chosen]
+    skipped = [t.key for t in paper if not measured(t)]
+    if skipped:
+        summary.notes.append(f"Not written (no measured cell): {', '.join(skipped)}.")
+    tables = [summary] + [t for t in paper if measured(t)]
     for t in tables:
         write_table(t, out)
+    for key in skipped:
+        for ext in ("csv", "md", "tex"):
+            (out / f"{key}.{ext}").unlink(missing_ok=True)
     atomic_write_text(out / "all.md", "\n".join(to_markdown(t) for t in tables))
     atomic_write_text(out / "index.json", json.dumps({"metric": metric, "stand_in": stand_in,
-                                                      "tables": [t.key for t in tables]}, indent=2) + "\n")
+                                                      "tables": [t.key for t in tables], "skipped": skipped},
+                                                     indent=2) + "\n")
     return tables
 
 

@@ -283,8 +283,8 @@ def lowlight(rebuild: RebuildOptions, preset: str, set_pairs: tuple[str, ...], s
 
     `fer-degrade lowlight --severity 1` (the mildest level, into `degraded/lowlight-lldif-s1-sample-seed0`)
     """
+    from fercore.options import parse_options
     from fercore.progress import out_console
-    from fercore.sources import parse_options
 
     from .lowlight import make_lowlight
     from .severity import label
@@ -359,8 +359,8 @@ def calibrate(kind: str, clean_dir: str, real_dir: str, preset: str | None, set_
     from rich.table import Table
 
     from fercore.atomic import atomic_write_text
+    from fercore.options import parse_options
     from fercore.progress import out_console
-    from fercore.sources import parse_options
 
     from .calibration.measure import measure, report_rows
     from .calibration.pairs import find_pairs

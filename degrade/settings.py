@@ -63,7 +63,7 @@ def _parse_value(key: str, text: str, hint: Any) -> Any:
 
 def parse_set(pairs: typing.Iterable[str], cls) -> dict[str, Any]:
     """``["photons=1000:20000", "flare=true"]`` -> typed kwargs for the dataclass ``cls``."""
-    from fercore.sources import parse_options
+    from fercore.options import parse_options
 
     types = _field_types(cls)
     out: dict[str, Any] = {}

@@ -11,6 +11,8 @@ expressions, in RAF-DB's order) and contempt (FERPlus, CK+, AffectNet).
 
 from __future__ import annotations
 
+import re
+
 from .errors import ConfigError
 
 #: The seven basic expressions in RAF-DB's label order (1..7 there, 0..6 here).
@@ -20,26 +22,30 @@ BASIC8: tuple[str, ...] = BASIC7 + ("contempt",)
 
 #: Folder-name aliases (lower case, spaces/hyphens/underscores removed) -> canonical name.
 #: Covers the spellings used by RAF-DB, FERPlus, KDEF (two-letter codes and words), CK+,
-#: JAFFE (two-letter codes), AffectNet exports and ImageFolder conventions.
+#: JAFFE (two-letter codes), AffectNet exports and ImageFolder conventions: nouns, adjectives
+#: and past participles (``happiness``/``happy``, ``anger``/``angry``, ``surprised``,
+#: ``fearful``, ``disgusted``). :func:`canonical_class` also drops a numeric prefix
+#: (JAFFE's ``1 - Happy``, ``03_sad``) and a plural ``s`` (``smiles``, ``surprises``).
 ALIASES: dict[str, str] = {
     # surprise
     "surprise": "surprise", "surprised": "surprise", "surprising": "surprise", "su": "surprise",
-    "sur": "surprise", "suprise": "surprise",
+    "sur": "surprise", "suprise": "surprise", "amazed": "surprise", "astonished": "surprise",
     # fear
     "fear": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear", "af": "fear", "fe": "fear",
+    "frightened": "fear", "terrified": "fear",
     # disgust
     "disgust": "disgust", "disgusted": "disgust", "disgusting": "disgust", "di": "disgust",
     # happiness
     "happiness": "happiness", "happy": "happiness", "joy": "happiness", "smile": "happiness",
-    "ha": "happiness", "hap": "happiness",
+    "ha": "happiness", "hap": "happiness", "joyful": "happiness", "smiling": "happiness",
     # sadness
-    "sadness": "sadness", "sad": "sadness", "sa": "sadness",
+    "sadness": "sadness", "sad": "sadness", "sa": "sadness", "sorrow": "sadness", "unhappy": "sadness",
     # anger
-    "anger": "anger", "angry": "anger", "an": "anger", "ang": "anger", "mad": "anger",
+    "anger": "anger", "angry": "anger", "an": "anger", "ang": "anger", "mad": "anger", "furious": "anger",
     # neutral
     "neutral": "neutral", "ne": "neutral", "neu": "neutral", "calm": "neutral",
     # contempt
-    "contempt": "contempt", "co": "contempt", "con": "contempt",
+    "contempt": "contempt", "co": "contempt", "con": "contempt", "contemptuous": "contempt",
 }
 
 
@@ -48,14 +54,27 @@ def normalise_name(name: str) -> str:
     return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
-def canonical_class(name: str, extra_aliases: dict[str, str] | None = None) -> str | None:
-    """The canonical class of a folder/label ``name``, or ``None`` if it is unknown."""
+def _keys(name: str) -> list[str]:
+    """The lookup keys of a folder name, most literal first: the normalised name, then without
+    a numeric prefix (``"1 - Happy"`` -> ``"happy"``), then without a plural ``s``."""
     key = normalise_name(name)
-    if extra_aliases:
-        extra = {normalise_name(k): v for k, v in extra_aliases.items()}
+    keys = [key, re.sub(r"^\d+", "", key)]
+    keys += [k[:-1] for k in keys if len(k) > 3 and k.endswith("s")]
+    return [k for k in dict.fromkeys(keys) if k]
+
+
+def canonical_class(name: str, extra_aliases: dict[str, str] | None = None) -> str | None:
+    """The canonical class of a folder/label ``name``, or ``None`` if it is unknown.
+
+    ``extra_aliases`` (a user's ``{"folder name": "canonical class"}``) win over the table.
+    """
+    extra = {normalise_name(k): v for k, v in (extra_aliases or {}).items()}
+    for key in _keys(name):
         if key in extra:
             return extra[key]
-    return ALIASES.get(key)
+        if key in ALIASES:
+            return ALIASES[key]
+    return None
 
 
 def class_list(num_classes: int) -> tuple[str, ...]:

@@ -78,6 +78,7 @@ def source_options(default_src: str | None = "sample"):
 
 def open_source(src: str, root: str | None, src_opts: tuple[str, ...] = ()):
     """Build the source named on the command line."""
-    from .sources import get_source, parse_options
+    from .options import parse_options
+    from .sources import get_source
 
     return get_source(src, root, **parse_options(src_opts))

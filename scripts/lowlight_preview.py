@@ -31,8 +31,9 @@ from degrade.lowlight.colour import REC709
 from degrade.rebuild import degrade_batch
 from fercore.errors import FerError
 from fercore.imageio import write_image
+from fercore.options import parse_options
 from fercore.progress import console, track
-from fercore.sources import get_source, parse_options
+from fercore.sources import get_source
 
 
 def degrade_records(ll, records, originals: np.ndarray, seed: int, batch_size: int = 64) -> np.ndarray:

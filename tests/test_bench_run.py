@@ -158,11 +158,16 @@ def test_tables_rows_equal_run_records(main_run, tmp_path):
     assert t2["DAN"]["status"] == "missing" and t2["DAN"]["mean"] == ""
     md = (tmp_path / "sample-lldif-table2.md").read_text()
     assert f"{res[('cnn', 'll-sample')]['accuracy']:.2f} (n=1)" in md and "| DAN | missing |" in md
-    # the real-data tables have no runs: every cell says missing, nothing is invented
-    with open(tmp_path / "lrdif-table2.csv", newline="") as fh:
-        real = list(csv.DictReader(fh))
-    assert {r["status"] for r in real} == {"missing"} and all(r["mean"] == "" for r in real)
-    tex = (tmp_path / "lrdif-table2.tex").read_text()
+    # every cell has its bootstrap interval (from predictions.npz), around the mean
+    for r in (t2["SCN"], t2["LLDif"]):
+        assert float(r["ci_low"]) <= float(r["mean"]) <= float(r["ci_high"])
+    assert "LLDif" in t2 and t2["LLDif"]["mcnemar_vs"] == "SCN" and 0 < float(t2["LLDif"]["mcnemar_p"]) <= 1
+    # the real-data tables have no runs: not written (nothing is invented), named as skipped
+    assert not (tmp_path / "lrdif-table2.csv").exists()
+    index = json.loads((tmp_path / "index.json").read_text())
+    assert "lrdif-table2" in index["skipped"] and "sample-lldif-table2" in index["tables"]
+    assert "lrdif-table2" in (tmp_path / "summary.md").read_text()
+    tex = (tmp_path / "sample-lldif-table2.tex").read_text()
     assert "\\toprule" in tex and "\\bottomrule" in tex and "--" in tex
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import statistics
 
 import pytest
@@ -98,11 +99,21 @@ def test_summary_and_written_files(tmp_path):
     res = [_r("cnn", "sample", 0, 40.0), _r("cnn", "ll-sample", 0, 30.0), _r("cnn", "ll-sample", 1, 32.0)]
     s = build_summary(res)
     assert s.grid == [["cnn", "40.00 (n=1)", "31.00 ± 1.41 (n=2)"]]
-    written = write_tables(res, tmp_path)
-    keys = {t.key for t in written}
-    assert "summary" in keys and "lrdif-table2" in keys and "sample-lldif-table2" in keys
-    for k in ("summary", "lrdif-table1", "sample-lldif-table5"):
+    (tmp_path / "lrdif-table2.md").write_text("stale")  # from an earlier call: removed, not left stale
+    written = write_tables(res, tmp_path, fill={"SCN": "cnn"})
+    keys = [t.key for t in written]
+    # only tables with a measured cell: the stand-in tables whose SCN row the sample runs fill
+    assert keys == ["summary", "sample-lrdif-table1", "sample-lldif-table1", "sample-lldif-table2",
+                    "sample-lldif-table3", "sample-lldif-table4"]
+    for k in keys:
         for ext in ("csv", "md", "tex"):
             assert (tmp_path / f"{k}.{ext}").stat().st_size > 0
-    assert "missing" in (tmp_path / "lldif-table4.md").read_text()
-    assert "| SCN | missing | n/p |  |" in (tmp_path / "lldif-table4.md").read_text()
+    index = json.loads((tmp_path / "index.json").read_text())
+    assert index["tables"] == keys and len(index["skipped"]) == 20 - 5
+    assert "lrdif-table2" in index["skipped"] and "sample-lrdif-table2" in index["skipped"]
+    assert not (tmp_path / "lrdif-table2.md").exists() and not (tmp_path / "lldif-table1.csv").exists()
+    assert "Not written (no measured cell): lrdif-table1, " in (tmp_path / "summary.md").read_text()
+    md = (tmp_path / "sample-lldif-table4.md").read_text()
+    assert "| SCN | 31.00 ± 1.41 (n=2) | n/p |" in md and "| DAN | missing |" in md
+    assert write_tables([], tmp_path / "none") and json.loads((tmp_path / "none" / "index.json").read_text())[
+        "tables"] == ["summary"]

@@ -11,12 +11,11 @@ sample     the embedded rendered set (built and cached on first use)
 =========  ==============================================================================
 
 ``get_source("rafdb", "/data/RAF-DB")`` returns a ready source; ``--src-opt key=value``
-strings are parsed by :func:`parse_options`.
+strings are parsed by :func:`fercore.options.parse_options`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +30,6 @@ from .sample import Sample
 SOURCES: dict[str, type[Source]] = {c.name: c for c in (RafDB, FERPlus, KDEF, Folder, Sample)}
 
 
-def parse_options(pairs: Iterable[str], flag: str = "--src-opt", form: str = "KEY=VALUE") -> dict[str, str]:
-    """``["classes=7", "test=public+private"]`` -> ``{"classes": "7", ...}`` (keys and values
-    stripped; a later key wins). Every ``KEY=VALUE`` command-line option is read by this;
-    ``flag`` and ``form`` name the option and its shape in the error."""
-    out: dict[str, str] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError(f"expected {form}, got {pair!r}", flag=flag)
-        k, v = pair.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
-
-
 def get_source(name: str, root: str | Path | None = None, **options: Any) -> Source:
     """Create the source ``name`` reading ``root`` (``sample`` needs no root)."""
     try:
@@ -54,4 +40,4 @@ def get_source(name: str, root: str | Path | None = None, **options: Any) -> Sou
 
 
 __all__ = ["SOURCES", "SPLITS", "CheckReport", "Option", "Record", "Source", "get_source",
-           "parse_options", "majority_label"]
+           "majority_label"]
