@@ -172,5 +172,15 @@ def _add_report_command() -> None:
 _add_report_command()
 
 
+def _add_robustness_command() -> None:
+    """``robustness`` (benchmark/commands.py, engine in benchmark/robustness.py)."""
+    from .commands import robustness_cmd
+
+    main.add_command(robustness_cmd)
+
+
+_add_robustness_command()
+
+
 if __name__ == "__main__":
     main()

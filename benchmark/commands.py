@@ -232,4 +232,41 @@ def reproduce_cmd(data: DataOptions, opts: ExecOptions, **rep: Any) -> None:
     _exit_status(reproduce_benchmark(ReproduceOptions(**rep), data, opts))
 
 
+@click.command("robustness")
+@click.option("--methods", default="cnn,scn,lrdif", show_default=True,
+              help="Methods, comma-separated (the syntax of `run --methods`).")
+@click.option("--severities", default="1,2,3,4,5", show_default=True,
+              help="Severity levels 1..5 to test at (0, the clean test set, is always added; 3 = the calibrated preset).")
+@click.option("--degradations", default="udc,ll", show_default=True, help="Simulators to test on: udc, ll.")
+@click.option("--train-on", default="clean", show_default=True, metavar="clean|DEG-sK|each",
+              help="Train each method once on the clean set, or on one degraded copy (`udc-s4`), and test it at "
+                   "every severity; `each`: train one model per severity and test it there.")
+@click.option("--reference", default=None, help="Method the corruption error is relative to [default: the first of --methods].")
+@click.option("--datasets", default=None,
+              help="The clean base dataset (one) [default: sample, or the one --data names].")
+@click.option("--preset", default=None,
+              help="Preset for methods that name none [default: tiny on the sample set, else the method's own].")
+@click.option("--model-opt", "model_opts", multiple=True, metavar="[METHOD.]KEY=VALUE",
+              help="Model constructor option, repeatable: `--model-opt lrdif.T=8`.")
+@data_options
+@exec_options
+def robustness_cmd(data: DataOptions, opts: ExecOptions, **rob: Any) -> None:
+    """Accuracy against degradation severity: train each method once, test it on every severity
+    of every simulator, and write the ImageNet-C style summary (mean corruption error).
+
+    Degraded test copies are built on demand at each severity and cached; trained jobs and
+    finished evaluations are reused. Writes `OUT/robustness.csv`, `OUT/robustness.png|pdf`,
+    `OUT/robustness-summary.csv|md|tex` and the HTML report `OUT/report/index.html`.
+
+    Example (embedded default): `fer-bench robustness --methods cnn,scn,lrdif --severities 1,2,3,4,5 --out runs-robust`
+
+    Example: `fer-bench robustness --methods scn,lrdif --datasets rafdb --root ~/RAF-DB --train-on udc-s3 --device cuda`
+    """
+    from .robustness import RobustnessOptions, run_robustness
+
+    res = run_robustness(RobustnessOptions(**rob), data, opts)
+    if res["failed"]:
+        sys.exit(1)
+
+
 COMMANDS = (run_cmd, tables_cmd, figures_cmd, reproduce_cmd)

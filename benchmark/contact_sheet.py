@@ -29,14 +29,23 @@ def pairs_sheet(clean: Source, degraded: Source, out: str | Path, *, split: str 
                 per_class: int = 1, tile: int = 96) -> np.ndarray:
     """Clean images (top row) over their degraded copies (bottom row): the first ``per_class``
     images of each class (by id) present in both sources."""
-    have = {r.id: r for r in degraded.records(split)}
+    return rows_sheet([clean, degraded], out, split=split, per_class=per_class, tile=tile)
+
+
+def rows_sheet(sources: list[Source], out: str | Path, *, split: str | None = "test", per_class: int = 1,
+               tile: int = 96) -> np.ndarray:
+    """One row per source (a clean set and its copies, e.g. at each severity), the same images in
+    every row: the first ``per_class`` images of each class (by id) of ``sources[0]`` present in all."""
+    have = [{r.id: r for r in s.records(split)} for s in sources[1:]]
+    first = sources[0]
     chosen = []
-    for label in range(len(clean.classes)):
-        chosen += [r for r in clean.records(split) if r.label == label and r.id in have][:per_class]
+    for label in range(len(first.classes)):
+        chosen += [r for r in first.records(split) if r.label == label and all(r.id in h for h in have)][:per_class]
     if not chosen:
-        raise ValueError("the two sources share no images")
-    rows = [[cv2.resize(src.load(rec), (tile, tile), interpolation=cv2.INTER_AREA) for rec in recs]
-            for src, recs in ((clean, chosen), (degraded, [have[r.id] for r in chosen]))]
+        raise ValueError("the sources share no images")
+    rows = [[cv2.resize(first.load(r), (tile, tile), interpolation=cv2.INTER_AREA) for r in chosen]]
+    rows += [[cv2.resize(src.load(h[r.id]), (tile, tile), interpolation=cv2.INTER_AREA) for r in chosen]
+             for src, h in zip(sources[1:], have)]
     sheet = np.concatenate([np.concatenate(r, 1) for r in rows], 0)
     write_image(out, sheet)
     return sheet

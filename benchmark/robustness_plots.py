@@ -55,14 +55,36 @@ def read_robustness(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
+#: The train set of a method trained at each severity (``fer-bench robustness --train-on each``).
+EACH = "each"
+
+
+def regimes(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Each method's training regime: its one train set, or :data:`EACH` when its rows have
+    several (a model per severity, each tested at its own severity)."""
+    sets: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        sets[r["method"]].add(r["train_set"])
+    return {m: next(iter(s)) if len(s) == 1 else EACH for m, s in sets.items()}
+
+
 def curves(rows: list[dict[str, Any]], metric: str = "accuracy") -> dict[str, dict[tuple[str, str], list[tuple]]]:
-    """test degradation -> (method, train set) -> ``[(severity, value, ci_low, ci_high), ...]``
-    sorted by severity."""
-    out: dict[str, dict[tuple[str, str], list[tuple]]] = defaultdict(lambda: defaultdict(list))
+    """test degradation -> (method, train regime) -> ``[(severity, value, ci_low, ci_high), ...]``
+    sorted by severity. Rows of several seeds at one severity give one point: the mean value,
+    and a band from the lowest ``ci_low`` to the highest ``ci_high`` (every seed's interval)."""
+    regime = regimes(rows)
+    pts: dict[str, dict[tuple[str, str], dict[int, list[tuple]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list)))
     for r in rows:
         ci = (r["ci_low"], r["ci_high"]) if metric == "accuracy" else (math.nan, math.nan)
-        out[r["test_degradation"]][(r["method"], r["train_set"])].append((r["severity"], r[metric], *ci))
-    return {deg: {k: sorted(v) for k, v in sorted(lines.items())} for deg, lines in sorted(out.items())}
+        pts[r["test_degradation"]][(r["method"], regime[r["method"]])][r["severity"]].append((r[metric], *ci))
+    out: dict[str, dict[tuple[str, str], list[tuple]]] = {}
+    for deg, lines in sorted(pts.items()):
+        out[deg] = {}
+        for key, by_sev in sorted(lines.items()):
+            out[deg][key] = [(sev, sum(v[0] for v in vals) / len(vals), min(v[1] for v in vals),
+                              max(v[2] for v in vals)) for sev, vals in sorted(by_sev.items())]
+    return out
 
 
 def plot_robustness(rows: list[dict[str, Any]], out: str | Path, name: str = "robustness",
@@ -79,6 +101,7 @@ def plot_robustness(rows: list[dict[str, Any]], out: str | Path, name: str = "ro
         for (method, train), pts in lines.items():
             sev = [p[0] for p in pts]
             label = method if len(trains) == 1 else f"{method} (train: {train})"
+            label = f"{method} (trained at each severity)" if train == EACH and len(trains) == 1 else label
             (line,) = ax.plot(sev, [p[1] for p in pts], marker="o", label=label)
             lo, hi = [p[2] for p in pts], [p[3] for p in pts]
             if not any(math.isnan(v) for v in lo + hi):
