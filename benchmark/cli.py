@@ -162,5 +162,15 @@ def _add_benchmark_commands() -> None:
 _add_benchmark_commands()
 
 
+def _add_plugin_option() -> None:
+    """``--import MODULE`` on the group and every command (fercore/plugins.py)."""
+    from fercore.plugins import add_import_option
+
+    add_import_option(main)
+
+
+_add_plugin_option()
+
+
 if __name__ == "__main__":
     main()

@@ -18,8 +18,8 @@ from fercore.progress import console, make_progress, out_console
 from fercore.seeding import parse_shard
 from fercore.sources import parse_options
 
-from .datasets import (DataSettings, ResolvedDataset, is_sample, parse_data_paths, parse_scoped_options,
-                       parse_value, resolve_in_order, sample_datasets, split_list)
+from .datasets import (DataSettings, ResolvedDataset, degradation_names, is_sample, parse_data_paths,
+                       parse_scoped_options, parse_value, resolve_in_order, sample_datasets, split_list)
 from .specs import MethodSpec, RecipeOverrides, parse_methods, parse_seeds, plan_model, stage_plan
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ def _data_settings(root, data_paths, src_opts, degraded_dir, degrade_seed, udc_d
                         src_opts=parse_scoped_options(src_opts, "--src-opt"),
                         degraded_dir=degraded_dir, degrade_seed=degrade_seed, udc_display=udc_display,
                         ll_preset=ll_preset,
-                        degrade_opts=parse_scoped_options(degrade_opts, "--degrade-opt", ("udc", "ll"), parse_json=True),
+                        degrade_opts=parse_scoped_options(degrade_opts, "--degrade-opt", degradation_names(), parse_json=True),
                         device=_build_device(device), workers=workers, allow_unverified=allow_unverified)
 
 
