@@ -363,19 +363,22 @@ def build_degraded(name: DatasetName, clean: Source, settings: DataSettings, *,
     """Build (or reuse) the degraded copy of ``clean`` and return its folder and record.
 
     The copy lives in ``degraded_dir/<name>-<key>`` where ``key`` hashes the clean data's
-    identity, the degradation settings and the seed, so another preset or seed gets another
-    folder. ``rebuild_dataset`` resumes an interrupted build; a finished one is marked with
+    identity, the degradation settings, the seed and the degradation's code fingerprint
+    (:mod:`benchmark.fingerprint`), so another preset, seed or edited code gets another folder. ``rebuild_dataset`` resumes an interrupted build; a finished one is marked with
     ``bench-ready.json`` and reused without re-hashing. Under DDP only rank 0 builds
     (``is_writer``); the others resolve after it (:func:`resolve_in_order`) and only read.
     """
+    from .fingerprint import degradation_fingerprint
+
     entry = name.degradation
     args = degradation_settings(name, settings, clean)
     degradation = make_degradation(entry, args)
+    code = degradation_fingerprint(entry.name, degradation)
     # The key holds what the simulator does (every resolved setting and its version), not
     # only the arguments: a re-calibrated preset of the same name gets a new folder.
     key_src = json.dumps({"clean": records_identity(clean), "options": clean.describe()["options"],
                           "kind": name.kind, "args": args, "degradation": degradation.describe(),
-                          "seed": settings.degrade_seed}, sort_keys=True, default=str)
+                          "seed": settings.degrade_seed, "code": code}, sort_keys=True, default=str)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:12]
     out = degraded_cache_dir(settings) / f"{name.name}-{key}"
     marker = out / READY_MARKER
@@ -391,7 +394,7 @@ def build_degraded(name: DatasetName, clean: Source, settings: DataSettings, *,
         atomic_write_text(marker, json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
     if not marker.is_file():
         raise DataError(f"on-demand copy of {name.name} was not finished by rank 0", out)
-    rec = {"how": "built on demand", "factory": args, "seed": settings.degrade_seed}
+    rec = {"how": "built on demand", "factory": args, "seed": settings.degrade_seed, "code": code}
     return out, rec
 
 

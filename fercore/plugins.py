@@ -40,7 +40,7 @@ def _import(module: str, how: str) -> None:
         importlib.import_module(module)
     except Exception as exc:  # noqa: BLE001 -- any failure of a plugin is reported as one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ConfigError(f"cannot import plugin module {module!r}{f' ({how})' if how else ''}: {type(exc).__name__}"
+        raise ConfigError(f"cannot import plugin module {module!r}{f' ({how})' if how != '--import' else ''}: {type(exc).__name__}"
                           + (f": {first}" if first else ""), flag="--import") from None
     _LOADED[module] = how
 
@@ -69,7 +69,7 @@ def load_plugins(modules: Iterable[str] = (), *, entry_points: bool = True) -> l
         module = module.strip()
         if not module:
             raise ConfigError("empty module name", flag="--import")
-        _import(module, "")
+        _import(module, "--import")
     return list(_LOADED)
 
 
