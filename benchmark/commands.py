@@ -18,6 +18,7 @@ from fercore.progress import console, make_progress, out_console
 from fercore.seeding import parse_shard
 from fercore.sources import parse_options
 
+from .config_file import config_options, write_job_configs
 from .datasets import (DataSettings, ResolvedDataset, degradation_names, is_sample, parse_data_paths,
                        parse_scoped_options, parse_value, resolve_in_order, sample_datasets, split_list)
 from .specs import MethodSpec, RecipeOverrides, parse_methods, parse_seeds, plan_model, stage_plan
@@ -276,6 +277,7 @@ def _exit_status(done: list[dict[str, Any]]) -> None:
               help="One configuration per value, repeatable: `--sweep lrdif.T=1,2,4,8,16,32`.")
 @data_options
 @exec_options
+@config_options
 def run_cmd(methods, datasets, preset, model_opts, sweeps, root, data_paths, src_opts, degraded_dir, degrade_seed,
             udc_display, ll_preset, degrade_opts, allow_unverified_data, seeds, out, device, workers, threads, epochs,
             lr, batch_size,
@@ -319,6 +321,7 @@ def run_cmd(methods, datasets, preset, model_opts, sweeps, root, data_paths, src
         resolved = resolve_in_order(names, dsettings, info)
         jobs = plan_jobs(specs, resolved, seed_list, overrides, preset)
         stand_in = "sample" if all(is_sample(n) for n in names) else "auto"
+        write_job_configs(jobs, settings, info, dry_run=dry_run, shard=_job_shard(job_shard))
         done = execute(jobs, settings, info, report=report, dry_run=dry_run, shard=_job_shard(job_shard),
                        stand_in=stand_in)
     finally:
