@@ -48,8 +48,9 @@ def data_options(fn):
                      help="Display preset of on-demand UDC copies (make_udc(display=...))."),
         click.option("--ll-preset", default="lldif", show_default=True,
                      help="Preset of on-demand low-light copies (make_lowlight(preset=...))."),
-        click.option("--degrade-opt", "degrade_opts", multiple=True, metavar="[udc|ll.]KEY=VALUE",
-                     help="Extra setting of on-demand copies, repeatable (JSON values)."),
+        click.option("--degrade-opt", "degrade_opts", multiple=True, metavar="[NAME.]KEY=VALUE",
+                     help="Extra setting of on-demand copies, repeatable (JSON values); NAME is a degradation "
+                          "(udc, ll, a plugin's); `NAME.preset=P` picks its preset."),
         click.option("--allow-unverified-data", is_flag=True,
                      help="Train on a degraded copy given with --data even when it is incomplete, fails "
                           "`fer-degrade verify`, or was not made by fer-degrade (recorded in run.json)."),
