@@ -329,7 +329,7 @@ def rebuild_cmd(name: str, rebuild: RebuildOptions, preset: str | None, set_pair
     Example: `fer-degrade rebuild blur --import mylab_fer.plugin --preset strong --out blur-sample`
     """
     from benchmark.datasets import parse_value
-    from fercore.sources import parse_options
+    from fercore.options import parse_options
 
     from .registry import get_degradation
 
