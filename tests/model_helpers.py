@@ -97,3 +97,12 @@ def loss_before_after_fit(model, batch: dict, steps: int, fixed_ctx: StepContext
     before = loss_at_fixed_draws()
     losses = fit_batch(model, batch, steps)
     return before, loss_at_fixed_draws(), losses
+
+
+def predict_twice(model, images):
+    """Two eval-mode predictions of the same images (the second on a copy), without labels."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        return model.predict({"image": images}), model.predict({"image": images.clone()})
