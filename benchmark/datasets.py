@@ -346,8 +346,10 @@ def degradation_settings(name: DatasetName | str, settings: DataSettings,
     return args
 
 
-def make_degradation(entry: degradations.DegradationEntry, factory_args: dict[str, Any]):
-    """Build the degradation with its registered factory."""
+def make_degradation(entry: degradations.DegradationEntry | str, factory_args: dict[str, Any]):
+    """Build the degradation (an entry, or its registered name) with its registered factory."""
+    if isinstance(entry, str):
+        entry = degradations.get_degradation(entry, "--datasets")
     args = dict(factory_args)
     preset = args.pop(entry.preset_arg, None)
     try:
