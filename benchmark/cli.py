@@ -170,6 +170,14 @@ def _add_report_command() -> None:
 
 
 _add_report_command()
+def _add_plugin_option() -> None:
+    """``--import MODULE`` on the group and every command (fercore/plugins.py)."""
+    from fercore.plugins import add_import_option
+
+    add_import_option(main)
+
+
+_add_plugin_option()
 
 
 def _add_robustness_command() -> None:

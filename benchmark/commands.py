@@ -15,6 +15,7 @@ import rich_click as click
 
 from fercore.progress import console, out_console
 
+from .config_file import config_options
 from .options import DataOptions, ExecOptions, ReproduceOptions, RunOptions
 
 DEFAULT_METHODS = RunOptions.methods
@@ -51,8 +52,9 @@ _DATA_FLAGS = [
                  help="Display preset of on-demand UDC copies (make_udc(display=...))."),
     click.option("--ll-preset", default="lldif", show_default=True,
                  help="Preset of on-demand low-light copies (make_lowlight(preset=...))."),
-    click.option("--degrade-opt", "degrade_opts", multiple=True, metavar="[udc|ll.]KEY=VALUE",
-                 help="Extra setting of on-demand copies, repeatable (JSON values)."),
+    click.option("--degrade-opt", "degrade_opts", multiple=True, metavar="[NAME.]KEY=VALUE",
+                 help="Extra setting of on-demand copies, repeatable (JSON values); NAME is a degradation "
+                      "(udc, ll, a plugin's); `NAME.preset=P` picks its preset."),
     click.option("--allow-unverified-data", is_flag=True,
                  help="Train on a degraded copy given with --data even when it is incomplete, fails "
                       "`fer-degrade verify`, or was not made by fer-degrade (recorded in run.json)."),
@@ -125,6 +127,7 @@ def _exit_status(done: list[dict[str, Any]]) -> None:
               help="One configuration per value, repeatable: `--sweep lrdif.T=1,2,4,8,16,32`.")
 @data_options
 @exec_options
+@config_options
 def run_cmd(data: DataOptions, opts: ExecOptions, **run: Any) -> None:
     """Train and evaluate every (method, dataset, seed) with the methods' recorded recipes.
 

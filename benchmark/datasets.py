@@ -1,10 +1,11 @@
 """Dataset names of the benchmark and how each name becomes a readable source.
 
-Names follow the papers: a base dataset (``rafdb``, ``ferplus``, ``kdef``, ``folder``,
-``sample``) optionally prefixed by a degradation kind: ``udc-`` (under-display camera, LRDif)
-or ``ll-`` (low light, LLDif). ``udc-rafdb`` is the papers' UDC-RAF-DB, ``ll-sample`` the
-low-light version of the embedded sample set. Paper spellings (``UDC-RAF-DB``, ``LL-FERPlus``)
-are accepted.
+Names follow the papers: a base dataset (a registered source: ``rafdb``, ``ferplus``,
+``kdef``, ``folder``, ``sample``, or a plugin's) optionally prefixed by a registered
+degradation (:mod:`degrade.registry`): ``udc-`` (under-display camera, LRDif), ``ll-`` (low
+light, LLDif) or a plugin's (``blur-``). ``udc-rafdb`` is the papers' UDC-RAF-DB, ``ll-sample``
+the low-light version of the embedded sample set. Paper spellings (``UDC-RAF-DB``,
+``LL-FERPlus``) are accepted.
 
 How a name is resolved (:func:`resolve_datasets`):
 
@@ -12,8 +13,8 @@ How a name is resolved (:func:`resolve_datasets`):
   (``sample`` only) from the cache, where the sample set is built on first use;
 * a degraded set is read from ``--data udc-rafdb=PATH`` (a copy made by ``fer-degrade``: it
   mirrors the source layout, so the base source reads it), else it is **built on demand** from
-  the clean base with the degrade API (:func:`build_degraded`, the one adapter to
-  ``degrade.rebuild``) into ``--degraded-dir`` (default ``$FER_CACHE/degraded``);
+  the clean base with the degradation's registered factory and rebuild function
+  (:func:`build_degraded`) into ``--degraded-dir`` (default ``$FER_CACHE/degraded``);
 * the clean base of a degraded set, when known, is kept as its *companion*: the runner also
   evaluates on it (clean-vs-degraded t-SNE and confidence figures).
 
@@ -31,61 +32,77 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from degrade import registry as degradations
 from fercore.errors import ConfigError, DataError
 from fercore.hashing import sha256_file
 from fercore.options import parse_options
 from fercore.progress import console
-from fercore.sources import SOURCES, get_source
+from fercore.sources import ALIASES, SOURCES, get_source
 from fercore.sources.base import Source
 
-BASES = ("rafdb", "ferplus", "kdef", "folder", "sample")
-#: Name prefix -> degradation kind (the degrade API's ``Degradation.kind``).
-KINDS = {"udc": "udc", "ll": "lowlight"}
 #: Run-record files a degraded copy may carry (the first one found is recorded).
 DEGRADE_RECORDS = ("run.json", "record.json", "run_record.json", "degrade.json")
 #: Files written next to an on-demand build once it finished.
 READY_MARKER = "bench-ready.json"
 
-_PAPER_BASES = {"rafdb": "rafdb", "raf-db": "rafdb", "raf": "rafdb", "ferplus": "ferplus",
-                "fer+": "ferplus", "fer-plus": "ferplus", "kdef": "kdef", "folder": "folder",
-                "sample": "sample"}
-_PAPER_PREFIXES = {"udc": "udc", "ll": "ll", "lowlight": "ll", "low-light": "ll"}
+
+def base_names() -> dict[str, str]:
+    """Every accepted spelling of a base dataset -> the registered source's name."""
+    return {**ALIASES, **{n: n for n in SOURCES}}
+
+
+def degradation_names() -> tuple[str, ...]:
+    """The registered degradations (``--degrade-opt`` scopes, dataset-name prefixes)."""
+    return tuple(degradations.list_degradations())
+
+
+def kind_order(kind: str) -> int:
+    """Sort key of a dataset kind: clean first, then degradations in registration order."""
+    kinds = ["clean"] + [degradations.get_degradation(n).kind for n in degradations.list_degradations()]
+    return kinds.index(kind) if kind in kinds else len(kinds)
 
 
 @dataclass(frozen=True)
 class DatasetName:
-    """A parsed dataset name: ``kind`` is ``"clean"``, ``"udc"`` or ``"lowlight"``."""
+    """A parsed dataset name: ``kind`` is ``"clean"`` or the degradation's kind (``"udc"``,
+    ``"lowlight"``, a plugin's); ``prefix`` the registered degradation's name (``"ll"``)."""
 
     name: str
     base: str
     kind: str
+    prefix: str = ""
 
     @property
     def degraded(self) -> bool:
         return self.kind != "clean"
 
     @property
-    def prefix(self) -> str:
-        return {v: k for k, v in KINDS.items()}.get(self.kind, "")
+    def degradation(self) -> degradations.DegradationEntry:
+        return degradations.get_degradation(self.prefix, flag="--datasets")
 
 
 def parse_dataset_name(text: str) -> DatasetName:
-    """``"UDC-RAF-DB"`` -> ``DatasetName("udc-rafdb", "rafdb", "udc")``.
+    """``"UDC-RAF-DB"`` -> ``DatasetName("udc-rafdb", "rafdb", "udc", "udc")``.
 
     Raises :class:`ConfigError` (flag ``--datasets``) for an unknown name.
     """
     t = text.strip().lower().replace("_", "-").replace(" ", "")
+    bases = base_names()
     prefix = ""
-    for p, canon in sorted(_PAPER_PREFIXES.items(), key=lambda kv: -len(kv[0])):
-        if t.startswith(p + "-") and t[len(p) + 1:] in _PAPER_BASES:
-            prefix, t = canon, t[len(p) + 1:]
-            break
-    base = _PAPER_BASES.get(t)
+    if t not in bases:
+        for p, canon in sorted(degradations.prefixes().items(), key=lambda kv: -len(kv[0])):
+            if t.startswith(p + "-") and t[len(p) + 1:] in bases:
+                prefix, t = canon, t[len(p) + 1:]
+                break
+    base = bases.get(t)
     if base is None:
-        names = ", ".join(BASES) + "; each also as udc-NAME and ll-NAME"
-        raise ConfigError(f"unknown dataset {text!r}; known: {names}", flag="--datasets")
-    kind = KINDS[prefix] if prefix else "clean"
-    return DatasetName(f"{prefix}-{base}" if prefix else base, base, kind)
+        names = (", ".join(SOURCES) + "; each also as " +
+                 ", ".join(f"{d}-NAME" for d in degradations.list_degradations()))
+        raise ConfigError(f"unknown dataset {text!r}; known: {names} (a plugin adds more: --import MODULE)",
+                          flag="--datasets")
+    if not prefix:
+        return DatasetName(base, base, "clean")
+    return DatasetName(f"{prefix}-{base}", base, degradations.get_degradation(prefix).kind, prefix)
 
 
 def split_top_level(text: str, sep: str = ",") -> list[str]:
@@ -112,6 +129,10 @@ def split_list(text: str | None) -> list[str]:
     return [s.strip() for s in split_top_level(text) if s.strip()]
 
 
+#: Command-line flags that choose a degradation's preset (``--degrade-opt NAME.preset=P`` works for all).
+PRESET_FLAGS = {"udc": lambda s: s.udc_display, "ll": lambda s: s.ll_preset}
+
+
 @dataclass
 class DataSettings:
     """Where datasets come from (the run command's data flags).
@@ -124,10 +145,11 @@ class DataSettings:
             ``$FER_CACHE/degraded``).
         degrade_seed: seed of on-demand degraded copies (the papers' sets are fixed copies;
             one seed = one copy).
-        udc_display: ``make_udc(display=...)`` preset of on-demand UDC copies.
-        ll_preset: ``make_lowlight(preset=...)`` preset of on-demand low-light copies.
-        degrade_opts: extra ``KEY=VALUE`` settings passed to ``make_udc`` / ``make_lowlight``
-            (``udc.KEY=VALUE`` / ``ll.KEY=VALUE`` to target one kind).
+        udc_display: ``--udc-display``: preset of on-demand ``udc`` copies.
+        ll_preset: ``--ll-preset``: preset of on-demand ``ll`` copies.
+        degrade_opts: extra ``KEY=VALUE`` settings passed to the degradations' factories
+            (``NAME.KEY=VALUE`` targets one: ``udc.flare=true``, ``blur.sigma=2``;
+            ``NAME.preset=P`` chooses a preset of any registered degradation).
         device, batch_size, workers: how on-demand copies are built.
         allow_unverified: ``--allow-unverified-data``: accept a ``--data`` degraded copy that is
             incomplete, fails verification or has no fer-degrade run record.
@@ -145,6 +167,15 @@ class DataSettings:
     batch_size: int = 32
     workers: int = 2
     allow_unverified: bool = False
+
+    def preset_of(self, name: str) -> str | None:
+        """The preset chosen for degradation ``name``: ``--degrade-opt NAME.preset=P``, else
+        the command-line flag that names it (``--udc-display``, ``--ll-preset``), else ``None``
+        (the degradation's default)."""
+        opts = self.degrade_opts.get(name, {})
+        if "preset" in opts:
+            return str(opts["preset"])
+        return PRESET_FLAGS.get(name, lambda s: None)(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -299,25 +330,35 @@ def degraded_cache_dir(settings: DataSettings) -> Path:
     return cache_dir() / "degraded"
 
 
-def degradation_settings(kind: str, settings: DataSettings) -> dict[str, Any]:
-    """The factory arguments of an on-demand copy (``make_udc`` / ``make_lowlight``)."""
-    scope = "udc" if kind == "udc" else "ll"
+def degradation_settings(name: DatasetName | str, settings: DataSettings,
+                         clean: Source | None = None) -> dict[str, Any]:
+    """The factory arguments of an on-demand copy: the preset (under the entry's
+    ``preset_arg``), every ``--degrade-opt`` setting (unscoped ones, then ``NAME.`` ones) and
+    what the entry takes from the clean source (UDC: ``face_fraction``) unless given."""
+    entry = name.degradation if isinstance(name, DatasetName) else degradations.get_degradation(name, "--datasets")
     extra = dict(settings.degrade_opts.get("*", {}))
-    extra.update(settings.degrade_opts.get(scope, {}))
-    if kind == "udc":
-        return {"display": settings.udc_display, **extra}
-    return {"preset": settings.ll_preset, **extra}
+    extra.update(settings.degrade_opts.get(entry.name, {}))
+    extra.pop("preset", None)
+    args = {entry.preset_arg: settings.preset_of(entry.name) or entry.default_preset, **extra}
+    if entry.from_source is not None and clean is not None:
+        for k, v in entry.from_source(clean).items():
+            args.setdefault(k, v)
+    return args
 
 
-def make_degradation(kind: str, factory_args: dict[str, Any]):
-    """Build the degradation with the degrade API (imported here: the one place that does)."""
-    if kind == "udc":
-        from degrade.udc import make_udc
-
-        return make_udc(**factory_args)
-    from degrade.lowlight import make_lowlight
-
-    return make_lowlight(**factory_args)
+def make_degradation(entry: degradations.DegradationEntry | str, factory_args: dict[str, Any]):
+    """Build the degradation (an entry, or its registered name) with its registered factory."""
+    if isinstance(entry, str):
+        entry = degradations.get_degradation(entry, "--datasets")
+    args = dict(factory_args)
+    preset = args.pop(entry.preset_arg, None)
+    try:
+        return entry.create(preset, **args)
+    except ImportError as exc:
+        what = exc.name or "a module"
+        raise ConfigError(f"building a {entry.name} copy on demand needs {what}, which this installation lacks "
+                          f"({exc}); pass --data NAME=PATH to a copy made with fer-degrade",
+                          flag="--datasets") from None
 
 
 def build_degraded(name: DatasetName, clean: Source, settings: DataSettings, *,
@@ -325,28 +366,28 @@ def build_degraded(name: DatasetName, clean: Source, settings: DataSettings, *,
     """Build (or reuse) the degraded copy of ``clean`` and return its folder and record.
 
     The copy lives in ``degraded_dir/<name>-<key>`` where ``key`` hashes the clean data's
-    identity, the degradation settings and the seed, so another preset or seed gets another
-    folder. ``rebuild_dataset`` resumes an interrupted build; a finished one is marked with
+    identity, the degradation settings, the seed and the degradation's code fingerprint
+    (:mod:`benchmark.fingerprint`), so another preset, seed or edited code gets another folder. ``rebuild_dataset`` resumes an interrupted build; a finished one is marked with
     ``bench-ready.json`` and reused without re-hashing. Under DDP only rank 0 builds
     (``is_writer``); the others resolve after it (:func:`resolve_in_order`) and only read.
     """
-    args = degradation_settings(name.kind, settings)
-    if name.kind == "udc" and "face_fraction" not in args:
-        args["face_fraction"] = clean.face_fraction  # the source's face size, as fer-degrade uses
-    degradation = make_degradation(name.kind, args)
+    from .fingerprint import degradation_fingerprint
+
+    entry = name.degradation
+    args = degradation_settings(name, settings, clean)
+    degradation = make_degradation(entry, args)
+    code = degradation_fingerprint(entry.name, degradation)
     # The key holds what the simulator does (every resolved setting and its version), not
     # only the arguments: a re-calibrated preset of the same name gets a new folder.
     key_src = json.dumps({"clean": records_identity(clean), "options": clean.describe()["options"],
                           "kind": name.kind, "args": args, "degradation": degradation.describe(),
-                          "seed": settings.degrade_seed}, sort_keys=True, default=str)
+                          "seed": settings.degrade_seed, "code": code}, sort_keys=True, default=str)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:12]
     out = degraded_cache_dir(settings) / f"{name.name}-{key}"
     marker = out / READY_MARKER
     if is_writer and not marker.is_file():
-        from degrade.rebuild import rebuild_dataset
-
         console.print(f"building {name.name} (seed {settings.degrade_seed}) into {out}")
-        rebuild_dataset(degradation, clean, out, seed=settings.degrade_seed, device=settings.device,
+        entry.rebuild_fn()(degradation, clean, out, seed=settings.degrade_seed, device=settings.device,
                         batch_size=settings.batch_size, workers=settings.workers,
                         command=f"fer-bench run (on-demand {name.name})")
         info = {"dataset": name.name, "factory": args, "seed": settings.degrade_seed,
@@ -356,7 +397,7 @@ def build_degraded(name: DatasetName, clean: Source, settings: DataSettings, *,
         atomic_write_text(marker, json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
     if not marker.is_file():
         raise DataError(f"on-demand copy of {name.name} was not finished by rank 0", out)
-    rec = {"how": "built on demand", "factory": args, "seed": settings.degrade_seed}
+    rec = {"how": "built on demand", "factory": args, "seed": settings.degrade_seed, "code": code}
     return out, rec
 
 
@@ -433,7 +474,8 @@ def _clean_record(p: DatasetName, src: Source) -> dict[str, Any]:
 
 
 def sample_datasets() -> list[str]:
-    """The embedded default's datasets: the sample set and its UDC and low-light versions."""
+    """The embedded default's datasets: the sample set and its UDC and low-light versions
+    (the papers' two degradations; a plugin's are run when named in ``--datasets``)."""
     return ["sample", "udc-sample", "ll-sample"]
 
 

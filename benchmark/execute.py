@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from fercore.progress import console, make_progress, out_console
 
+from .config_file import bundle_values, write_job_configs
 from .datasets import is_sample, resolve_in_order
 from .options import DataOptions, ExecOptions, ReproduceOptions, RunOptions
 from .plan import plan_jobs, run_dataset_names
@@ -55,6 +56,8 @@ def run_benchmark(run: RunOptions, data: DataOptions, opts: ExecOptions) -> list
         seeds = opts.seed_list("0")
         jobs = plan_jobs(specs, resolve_in_order(names, dsettings, info), seeds, overrides, run.preset)
         stand_in = "sample" if all(is_sample(n) for n in names) else "auto"
+        write_job_configs(jobs, settings, info, bundle_values(run, data, opts), dry_run=opts.dry_run,
+                          shard=opts.shard())
         return execute(jobs, settings, info, report=opts.report, dry_run=opts.dry_run, shard=opts.shard(),
                        stand_in=stand_in)
 

@@ -37,7 +37,7 @@ from fercore.atomic import atomic_open, atomic_write_text
 from fercore.progress import track
 from fercore.seeding import balanced_subset, derive_seed
 
-from .datasets import parse_dataset_name, safe_name
+from .datasets import kind_order, parse_dataset_name, safe_name
 from .metrics import softmax
 from .results import find_results, find_runs, load_predictions
 
@@ -233,7 +233,7 @@ def figure_classes(runs_meta: list[dict[str, Any]], out: Path) -> list[Path]:
             by_base[d["base"]][d["name"]] = d
     written = []
     for base, sets in sorted(by_base.items()):
-        names = sorted(sets, key=lambda n: ["clean", "udc", "lowlight"].index(parse_dataset_name(n).kind))
+        names = sorted(sets, key=lambda n: (kind_order(parse_dataset_name(n).kind), n))
         classes = sets[names[0]]["classes"]
         splits = [s for s in ("train", "val", "test") if any(s in sets[n]["counts"] for n in names)]
         fig, axes = plt.subplots(1, len(splits), figsize=(4.5 * len(splits), 3.4), squeeze=False)

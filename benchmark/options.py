@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from fercore.errors import ConfigError
 from fercore.seeding import parse_shard
 
-from .datasets import DataSettings, parse_data_paths, parse_scoped_options
+from .datasets import DataSettings, degradation_names, parse_data_paths, parse_scoped_options
 from .specs import RecipeOverrides, parse_seeds
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class DataOptions(_FromKwargs):
                             src_opts=parse_scoped_options(self.src_opts, "--src-opt"),
                             degraded_dir=self.degraded_dir, degrade_seed=self.degrade_seed,
                             udc_display=self.udc_display, ll_preset=self.ll_preset,
-                            degrade_opts=parse_scoped_options(self.degrade_opts, "--degrade-opt", ("udc", "ll"),
+                            degrade_opts=parse_scoped_options(self.degrade_opts, "--degrade-opt", degradation_names(),
                                                               parse_json=True),
                             device=device, workers=workers, allow_unverified=self.allow_unverified_data)
 

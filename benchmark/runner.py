@@ -49,6 +49,8 @@ from .augment import AugmentConfig, Augmenter, stack_params
 from .data import ImageTable, augment_seed_keys, epoch_batches, eval_batches, item_meta, limit_records, shard
 from .datasets import ResolvedDataset
 from .distributed import DistInfo, all_reduce_sum, average_buffers, gather_objects, wrap_model
+from .fingerprint import job_code
+from .provenance import provenance
 from .metrics import classification_metrics
 from .specs import ModelPlan, config_hash
 
@@ -120,7 +122,8 @@ class Job:
         p = self.plan
         return {"method": p.spec.name, "variant": p.spec.variant, "preset": p.preset,
                 "kwargs": p.all_kwargs, "recipe": p.recipe.to_dict(), "dataset": self.dataset.name.name,
-                "data": self.dataset.identity, **settings.config_part()}
+                "data": self.dataset.identity, **settings.config_part(),
+                "code": job_code(p.spec.name, self.dataset.record)}
 
     def hash(self, settings: RunSettings) -> str:
         return config_hash(self.config(settings))
@@ -145,10 +148,6 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def _versions() -> dict[str, str]:
-    from fercore import __version__
-
-    return {"toolkit": __version__, "torch": torch.__version__, "python": sys.version.split()[0]}
 
 
 class _Progress:
@@ -543,7 +542,7 @@ class JobRunner:
             "config": job.config(s), "device": str(self.device), "world_size": self.info.world,
             "settings": {"workers": s.workers, "eval_every": s.eval_every, "eval_clean": s.eval_clean,
                          "cache_mb": s.cache_mb, "threads": s.threads},
-            "command": sys.argv, "versions": _versions(),
+            "command": sys.argv, **provenance(),
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         _write_json(self.dir / "run.json", data)

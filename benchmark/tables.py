@@ -58,7 +58,7 @@ from fercore.errors import ConfigError
 from fercore.options import parse_options
 from fercore.manifest import write_manifest
 
-from .datasets import parse_dataset_name
+from .datasets import kind_order, parse_dataset_name
 from .stats import McNemar, format_p, runs_interval, seedwise_mcnemar
 
 #: Paper row name -> registry name.
@@ -413,9 +413,8 @@ def build_summary(results: list[dict[str, Any]], metric: str = "accuracy") -> Ta
     A label with several configurations on one dataset (e.g. runs with different
     ``--epochs``) shows the one :func:`pick` chooses; ``other_configs`` counts the rest.
     """
-    kinds = ["clean", "udc", "lowlight"]
     datasets = sorted({r["dataset"] for r in results},
-                      key=lambda n: (parse_dataset_name(n).base, kinds.index(parse_dataset_name(n).kind)))
+                      key=lambda n: (parse_dataset_name(n).base, kind_order(parse_dataset_name(n).kind), n))
     labels = sorted({r["label"] for r in results})
     tidy, grid = [], []
     for label in labels:

@@ -91,8 +91,9 @@ def rebuild_options(fn):
     return wrapper
 
 
-def run_rebuild(degradation, opts: RebuildOptions, preset: str, source=None) -> None:
-    """Open the source (unless given), run :func:`degrade.rebuild.rebuild_dataset` and print a summary."""
+def run_rebuild(degradation, opts: RebuildOptions, preset: str, source=None, rebuild_fn=None) -> None:
+    """Open the source (unless given), run ``rebuild_fn`` (default :func:`degrade.rebuild.rebuild_dataset`)
+    and print a summary."""
     import shlex
     import sys
 
@@ -103,7 +104,7 @@ def run_rebuild(degradation, opts: RebuildOptions, preset: str, source=None) -> 
 
     source = source or open_source(opts.src, opts.root, opts.src_opts)
     out = opts.out_dir(degradation.kind, preset)
-    res = rebuild_dataset(degradation, source, out, seed=opts.seed, device=opts.device,
+    res = (rebuild_fn or rebuild_dataset)(degradation, source, out, seed=opts.seed, device=opts.device,
                           batch_size=opts.batch_size, workers=opts.workers, shard=opts.shard,
                           split=opts.split, on_error=opts.on_error, limit=opts.limit, threads=opts.threads,
                           command=shlex.join(["fer-degrade", *sys.argv[1:]]))
@@ -309,6 +310,41 @@ def lowlight(rebuild: RebuildOptions, preset: str, set_pairs: tuple[str, ...], s
         out_console.print(f"{'images':20s} {n} -> {rebuild.out_dir('lowlight', preset)}")
         return
     run_rebuild(deg, rebuild, preset)
+
+
+@main.command("rebuild")
+@click.argument("name")
+@rebuild_options
+@click.option("--preset", default=None, metavar="PRESET",
+              help="Preset of the degradation (its default when not given).")
+@click.option("--set", "set_pairs", multiple=True, metavar="KEY=VALUE",
+              help="A setting of the degradation's factory, repeatable (JSON values: `--set sigma=2.5`).")
+def rebuild_cmd(name: str, rebuild: RebuildOptions, preset: str | None, set_pairs: tuple[str, ...]) -> None:
+    """Rebuild a dataset with any registered degradation: the toolkit's (`udc`, `ll`) or a
+    plugin's (`--import MODULE`, docs/plugins.md).
+
+    NAME is the degradation's registered name, the prefix of its dataset names in `fer-bench`
+    (`blur` -> `blur-rafdb`). Same outputs, seeding, resume and records as `udc` and `lowlight`.
+
+    Example: `fer-degrade rebuild blur --import mylab_fer.plugin --preset strong --out blur-sample`
+    """
+    from benchmark.datasets import parse_value
+    from fercore.options import parse_options
+
+    from .registry import get_degradation
+
+    entry = get_degradation(name, flag="NAME")
+    settings = {k: parse_value(v) for k, v in parse_options(set_pairs, flag="--set").items()}
+    source = None
+    if entry.from_source is not None:
+        from fercore.cli import open_source
+
+        source = open_source(rebuild.src, rebuild.root, rebuild.src_opts)
+        for k, v in entry.from_source(source).items():
+            settings.setdefault(k, v)
+    deg = entry.create(preset, **settings)
+    label = str(preset or entry.default_preset or entry.name)
+    run_rebuild(deg, rebuild, label, source, rebuild_fn=entry.rebuild_fn())
 
 
 @main.command("calibrate")
@@ -574,6 +610,17 @@ def verify(out: str) -> None:
                                                           if m.actual else ""), soft_wrap=True)
     out_console.print(f"{len(bad)} mismatch(es)")
     sys.exit(1)
+
+
+
+def _add_plugin_option() -> None:
+    """``--import MODULE`` on the group and every command (fercore/plugins.py)."""
+    from fercore.plugins import add_import_option
+
+    add_import_option(main)
+
+
+_add_plugin_option()
 
 
 if __name__ == "__main__":

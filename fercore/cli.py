@@ -55,12 +55,28 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
+class SourceChoice(click.Choice):
+    """``--src``: the sources registered when the option is read (a plugin may add one)."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        from .sources import SOURCES
+
+        return tuple(SOURCES)
+
+    @choices.setter
+    def choices(self, value) -> None:  # click's __init__ assigns; the live list wins
+        pass
+
+
 def source_options(default_src: str | None = "sample"):
     """Decorator adding ``--src``, ``--root`` and repeatable ``--src-opt KEY=VALUE``."""
-    from .sources import SOURCES
 
     def deco(fn):
-        @click.option("--src", "src", type=click.Choice(list(SOURCES)), default=default_src,
+        @click.option("--src", "src", type=SourceChoice(), default=default_src,
                       show_default=True, help="Dataset source (layout) to read.")
         @click.option("--root", type=click.Path(file_okay=False, path_type=str), default=None,
                       help="Folder holding your copy of the dataset (not needed for `sample`).")

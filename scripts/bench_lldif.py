@@ -23,11 +23,9 @@ Memory: ``python scripts/bench_lrdif.py`` measures the shared LLformer; LLDif ad
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -36,43 +34,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from fercore.progress import out_console, track  # noqa: E402
 from fercore.seeding import torch_generator  # noqa: E402
-from models import StepContext, create_model  # noqa: E402
+from models import StepContext  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_lrdif  # noqa: E402  (the shared model builder, batch and timing helpers)
+from bench_lrdif import diffusion_skipped, sync  # noqa: E402
+
+#: Low-light metadata rows LLDif's captions read.
+META = {"exposure_ev": "-2.7", "temperature_k": "5200", "shadows": "-0.8"}
 
 
 def build(method: str, preset: str, device: str, stage: str, **kw):
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = create_model(method, preset=preset, num_classes=7, clip_pretrained=None, clip_cache=False, **kw)
-    m.begin_stage(stage)
-    return m.to(device)
+    return bench_lrdif.build(preset, device, method=method, stage=stage, **kw)
 
 
 def make_batch(model, n: int, device: str, seed: int = 0) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    s = model.image_size
-    b = {"image": torch.rand(n, 3, s, s, generator=g).to(device),
-         "label": torch.randint(0, 7, (n,), generator=g).to(device),
-         "id": [f"bench_{seed}_{i}" for i in range(n)],
-         "meta": [{"exposure_ev": "-2.7", "temperature_k": "5200", "shadows": "-0.8"}] * n}
-    if "landmarks" in model.requires:
-        b["landmarks"] = (torch.rand(n, 68, 2, generator=g) * 0.6 + 0.2).to(device)
-    return b
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-@contextlib.contextmanager
-def diffusion_skipped(model):
-    saved = model.diffusion
-    model.diffusion = None
-    try:
-        yield model
-    finally:
-        model.diffusion = saved
+    return bench_lrdif.make_batch(model, n, device, seed, meta=META)
 
 
 def timed(fn, device: str) -> tuple[float, float]:

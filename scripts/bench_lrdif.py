@@ -54,21 +54,26 @@ def diffusion_skipped(model):
         model.diffusion = saved
 
 
-def build(preset: str, device: str, **kw):
+def build(preset: str, device: str, method: str = "lrdif", stage: str = "s2", **kw):
+    """``method`` at ``preset`` with random CLIP weights and no embedding cache, in ``stage``
+    (also used by ``bench_lldif.py``)."""
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = create_model("lrdif", preset=preset, num_classes=7, clip_pretrained=None, clip_cache=False, **kw)
-    m.begin_stage("s2")
+        m = create_model(method, preset=preset, num_classes=7, clip_pretrained=None, clip_cache=False, **kw)
+    m.begin_stage(stage)
     return m.to(device)
 
 
-def make_batch(model, n: int, device: str, seed: int = 0) -> dict:
+def make_batch(model, n: int, device: str, seed: int = 0, meta: dict | None = None) -> dict:
+    """A random batch of ``n`` images (and landmarks / ``meta`` rows where the model reads them)."""
     g = torch.Generator().manual_seed(seed)
     s = model.image_size
     b = {"image": torch.rand(n, 3, s, s, generator=g).to(device),
          "label": torch.randint(0, 7, (n,), generator=g).to(device),
          "id": [f"bench_{seed}_{i}" for i in range(n)]}
+    if meta is not None:
+        b["meta"] = [dict(meta)] * n
     if "landmarks" in model.requires:
         b["landmarks"] = (torch.rand(n, 68, 2, generator=g) * 0.6 + 0.2).to(device)
     return b
@@ -145,14 +150,17 @@ def memory(preset: str, device: str, batch: int, train: bool) -> list[dict]:
         with torch.inference_mode():
             model.predict(b)
 
-    infer()  # warm-up (lazy initialisations)
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    out_console.print(f"[dim]profiling inference, {preset}, batch {batch} ...[/]")
-    peak = profiled_peak(infer, device)
-    cuda = (torch.cuda.max_memory_allocated() - base) if device.startswith("cuda") else None
-    rows.append({"what": f"inference (predict), batch {batch}", "peak": peak, "cuda": cuda, "weights": weights})
+    def measure(fn, what: str) -> None:
+        fn()  # warm-up (lazy initialisations); on CUDA the peak then counts only the measured call
+        if device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+        out_console.print(f"[dim]profiling {what}, {preset} ...[/]")
+        peak = profiled_peak(fn, device)
+        cuda = (torch.cuda.max_memory_allocated() - base) if device.startswith("cuda") else None
+        rows.append({"what": what, "peak": peak, "cuda": cuda, "weights": weights})
+
+    measure(infer, f"inference (predict), batch {batch}")
     if train:
         model.train()
 
@@ -161,14 +169,7 @@ def memory(preset: str, device: str, batch: int, train: bool) -> list[dict]:
             out = model.training_step(b, StepContext(stage="s2", generator=torch.Generator().manual_seed(0)))
             out.loss.backward()
 
-        if device.startswith("cuda"):
-            step()
-            torch.cuda.reset_peak_memory_stats()
-            base = torch.cuda.memory_allocated()
-        out_console.print(f"[dim]profiling a stage-2 training step, {preset}, batch {batch} ...[/]")
-        peak = profiled_peak(step, device)
-        cuda = (torch.cuda.max_memory_allocated() - base) if device.startswith("cuda") else None
-        rows.append({"what": f"stage-2 training step, batch {batch}", "peak": peak, "cuda": cuda, "weights": weights})
+        measure(step, f"stage-2 training step, batch {batch}")
     return rows
 
 

@@ -79,3 +79,30 @@ def checkpoint_round_trip(model, batch: dict, path):
     with torch.no_grad():
         after = loaded.predict(batch).logits
     return loaded, ckpt, before, after
+
+
+def loss_before_after_fit(model, batch: dict, steps: int, fixed_ctx: StepContext) -> tuple[float, float, list[float]]:
+    """``(loss before, loss after, step losses)`` of fitting ``model`` to ``batch`` for ``steps``
+    optimiser steps; the two losses are measured at the same random draws (``fixed_ctx``:
+    augmentation, pairing, erasing and drop-path draws), so they differ only by the training."""
+    import torch
+
+    from models.train import fit_batch
+
+    def loss_at_fixed_draws() -> float:
+        model.train()
+        with torch.no_grad():
+            return float(model.training_step(batch, fixed_ctx).loss)
+
+    before = loss_at_fixed_draws()
+    losses = fit_batch(model, batch, steps)
+    return before, loss_at_fixed_draws(), losses
+
+
+def predict_twice(model, images):
+    """Two eval-mode predictions of the same images (the second on a copy), without labels."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        return model.predict({"image": images}), model.predict({"image": images.clone()})

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from fercore.seeding import torch_generator
 from models import create_model, get_entry, list_models
+from model_helpers import loss_before_after_fit, predict_twice
 from models.base import StepContext
 from models.train import build_optimizer, fit_batch, train_step
 
@@ -101,14 +102,7 @@ def test_training_steps_lower_the_loss(name):
     m = tiny(name)
     batch = make_batch()
 
-    def loss_at_fixed_draws() -> float:  # the same augmentation / pairing draws each time
-        m.train()
-        with torch.no_grad():
-            return float(m.training_step(batch, ctx(seed=99, step=10**6)).loss)
-
-    before = loss_at_fixed_draws()
-    losses = fit_batch(m, batch, 8)
-    after = loss_at_fixed_draws()
+    before, after, losses = loss_before_after_fit(m, batch, 8, ctx(seed=99, step=10**6))
     assert all(math.isfinite(v) for v in losses)
     assert after < 0.8 * before, (name, before, after, losses)
 
@@ -117,11 +111,7 @@ def test_training_steps_lower_the_loss(name):
 def test_eval_is_deterministic_and_label_free(name):
     m = tiny(name)
     fit_batch(m, make_batch(), 2)  # move BN statistics away from their initial values
-    m.eval()
-    images = make_batch(seed=1)["image"]
-    with torch.no_grad():
-        a = m.predict({"image": images})
-        b = m.predict({"image": images.clone()})
+    a, b = predict_twice(m, make_batch(seed=1)["image"])
     assert torch.equal(a.logits, b.logits) and a.logits.shape == (8, 7)
     assert a.features is not None and a.features.shape[0] == 8
 

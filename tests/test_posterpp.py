@@ -13,6 +13,7 @@ import torch
 from fercore.errors import ConfigError
 from fercore.seeding import torch_generator
 from models import create_model, get_entry
+from model_helpers import loss_before_after_fit, predict_twice
 from models.base import StepContext
 from models.train import fit_batch
 
@@ -84,14 +85,7 @@ def test_sam_steps_lower_the_loss_on_a_fixed_batch():
     assert m.recipe.optimizer == "sam-adam"
     batch = make_batch()
 
-    def loss_at_fixed_draws() -> float:  # the same erasing and drop-path draws each time
-        m.train()
-        with torch.no_grad():
-            return float(m.training_step(batch, ctx(seed=99, step=10**6)).loss)
-
-    before = loss_at_fixed_draws()
-    losses = fit_batch(m, batch, 6)
-    after = loss_at_fixed_draws()
+    before, after, losses = loss_before_after_fit(m, batch, 6, ctx(seed=99, step=10**6))
     assert all(math.isfinite(v) for v in losses)
     assert after < 0.8 * before, (before, after, losses)
 
@@ -99,11 +93,7 @@ def test_sam_steps_lower_the_loss_on_a_fixed_batch():
 def test_eval_is_deterministic_and_label_free():
     m = tiny()
     fit_batch(m, make_batch(), 1)  # move BN statistics away from their initial values
-    m.eval()
-    images = make_batch(seed=1)["image"]
-    with torch.no_grad():
-        a = m.predict({"image": images})
-        b = m.predict({"image": images.clone()})
+    a, b = predict_twice(m, make_batch(seed=1)["image"])
     assert torch.equal(a.logits, b.logits) and a.logits.shape == (8, 7) and a.features.shape == (8, 64)
 
 

@@ -16,6 +16,7 @@ strings are parsed by :func:`fercore.options.parse_options`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,33 @@ from .kdef import KDEF
 from .rafdb import RafDB
 from .sample import Sample
 
-SOURCES: dict[str, type[Source]] = {c.name: c for c in (RafDB, FERPlus, KDEF, Folder, Sample)}
+SOURCES: dict[str, type[Source]] = {}
+#: Other spellings of source names in dataset names (``RAF-DB``, ``FER+``) -> the source's name.
+ALIASES: dict[str, str] = {}
+
+
+def register_source(cls: type[Source], aliases: Iterable[str] = ()) -> type[Source]:
+    """Register a :class:`Source` subclass under its ``name`` (usable as a class decorator).
+
+    A plugin's source is then ``--src NAME`` of every data command and a base of dataset names
+    (``fer-bench run --datasets NAME,udc-NAME``). ``aliases`` are other accepted spellings.
+    Re-registering the same class is harmless; another class under a taken name is refused.
+    """
+    name = getattr(cls, "name", "")
+    if not isinstance(name, str) or not name or name != name.lower() or "-" in name:
+        raise ValueError(f"{cls.__name__}: a source needs a lower-case `name` without '-', got {name!r}")
+    old = SOURCES.get(name)
+    if old is not None and old is not cls:
+        raise ValueError(f"source {name!r} registered twice ({old.__module__} and {cls.__module__})")
+    SOURCES[name] = cls
+    for a in aliases:
+        ALIASES[a.lower()] = name
+    return cls
+
+
+for _cls, _aliases in ((RafDB, ("raf-db", "raf")), (FERPlus, ("fer+", "fer-plus")), (KDEF, ()),
+                       (Folder, ()), (Sample, ())):
+    register_source(_cls, _aliases)
 
 
 def get_source(name: str, root: str | Path | None = None, **options: Any) -> Source:
@@ -39,5 +66,5 @@ def get_source(name: str, root: str | Path | None = None, **options: Any) -> Sou
     return cls(root, **options)
 
 
-__all__ = ["SOURCES", "SPLITS", "CheckReport", "Option", "Record", "Source", "get_source",
+__all__ = ["ALIASES", "SOURCES", "register_source", "SPLITS", "CheckReport", "Option", "Record", "Source", "get_source",
            "majority_label"]
