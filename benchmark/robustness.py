@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from fercore.errors import ConfigError, DataError
 
-from .datasets import KINDS, split_list
+from .datasets import degradation_names, split_list
 from .options import DataOptions, ExecOptions, _FromKwargs
 from .robustness_plots import EACH, regimes
 
@@ -63,7 +63,7 @@ ROBUSTNESS_COLUMNS = ("method", "train_set", "test_degradation", "severity", "se
                       "mean_class_accuracy", "ci_low", "ci_high", "n_test")
 #: Bumped when an evaluation's outputs change for the same inputs (enters its identity).
 EVAL_VERSION = 1
-_TRAIN_ON = re.compile(r"^(udc|ll)-s([1-5])$")
+_TRAIN_ON = re.compile(r"^([a-z0-9]+)-s([1-5])$")
 
 
 @dataclass(frozen=True)
@@ -90,10 +90,11 @@ class RobustnessOptions(_FromKwargs):
 
     def degradation_list(self) -> list[str]:
         degs = split_list(self.degradations)
-        bad = [d for d in degs if d not in KINDS]
+        known = degradation_names()
+        bad = [d for d in degs if d not in known]
         if bad or not degs:
             raise ConfigError(f"unknown degradation(s) {', '.join(bad) or '(none)'}; choose from "
-                              f"{', '.join(KINDS)}", flag="--degradations")
+                              f"{', '.join(known)}", flag="--degradations")
         if len(set(degs)) != len(degs):
             raise ConfigError(f"degradation listed twice in {self.degradations!r}", flag="--degradations")
         return degs
@@ -106,7 +107,7 @@ class RobustnessOptions(_FromKwargs):
         if t == EACH:
             return (EACH, 0)
         m = _TRAIN_ON.match(t)
-        if not m:
+        if not m or m.group(1) not in degradation_names():
             raise ConfigError(f"expected clean, each or DEG-sK (udc-s4, ll-s2), got {self.train_on!r}",
                               flag="--train-on")
         return m.group(1), int(m.group(2))
@@ -137,7 +138,7 @@ class DataSets:
     """The clean base set and its degraded copies at each severity, resolved once each."""
 
     def __init__(self, base: str, settings: DataSettings, info):
-        for scope in ("*", "udc", "ll"):
+        for scope in ("*", *degradation_names()):
             if "severity" in settings.degrade_opts.get(scope, {}):
                 raise ConfigError("the severities come from --severities (and --train-on); drop "
                                   f"--degrade-opt {'' if scope == '*' else scope + '.'}severity", flag="--degrade-opt")
