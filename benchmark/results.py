@@ -3,7 +3,9 @@
 ``results.csv`` (written at the top of the runs folder after every job, and by ``fer-bench
 tables``) has one row per finished job: method, variant, preset, options, label, dataset,
 seed, accuracy, best accuracy, macro-F1, ``acc_<class>`` per class, clean accuracy (degraded
-sets), mean confidence, train time, epochs, config hash, dataset copy and run folder. Rows are
+sets), mean confidence, train time, epochs, the budget (``budget``: ``11760img`` / ``600steps``,
+empty for an ``--epochs`` run) with the optimiser steps and images seen it trained, config
+hash, dataset copy and run folder. Rows are
 sorted by (dataset, label, config hash, seed) so the same runs give the same file.
 """
 
@@ -22,7 +24,7 @@ from fercore.manifest import write_manifest
 RESULT_COLUMNS = ["method", "variant", "preset", "options", "label", "dataset", "seed", "accuracy",
                   "best_accuracy", "best_epoch", "macro_f1"]
 TAIL_COLUMNS = ["clean_accuracy", "mean_confidence", "clean_mean_confidence", "n_train", "n_test",
-                "epochs", "train_time_s", "config_hash", "dataset_copy", "run_dir"]
+                "epochs", "budget", "steps", "images_seen", "train_time_s", "config_hash", "dataset_copy", "run_dir"]
 
 
 def find_results(runs: str | Path) -> list[dict[str, Any]]:
