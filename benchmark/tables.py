@@ -306,6 +306,10 @@ def build_paper_table(t: PaperTable, results: list[dict[str, Any]], *, metric: s
         notes = []
     notes.append(f"Cells: {metric} (%) mean ± std over seeds (n = seeds); 'missing' = no finished run; "
                  "'n/p' = not published; 'n/a' = not in the paper's table.")
+    used = {x["config_hash"] for x in tidy if x["config_hash"]}
+    budgets = sorted({r.get("budget") or "per-method epochs (--epochs)" for r in results if r["config_hash"] in used})
+    if budgets:  # benchmark/budget.py: the training budget every cell's runs had
+        notes.append(f"Training budget: {', '.join(budgets)}.")
     for (label, d), (_, note) in t.numbers.items():
         if note:
             notes.append(f"{label} / {d}: {note}")

@@ -181,6 +181,10 @@ def test_runner_trains_exactly_the_budget_and_logs_each_epoch(bench_models, tmp_
         assert float(f["loss"]) == pytest.approx(float(r["train_loss"]), abs=5e-5)
         assert float(f["train_acc"]) == pytest.approx(float(r["train_acc"]), abs=6e-3)
         assert float(f["test_acc"]) == pytest.approx(float(r["test_acc"]), abs=6e-3)
+    # the tables say which budget their cells trained
+    invoke(["tables", "--runs", str(tmp_path / "a"), "--fill", "SCN=benchtest@tiny"])
+    noted = [p.name for p in (tmp_path / "a" / "tables").glob("*.md") if "Training budget: 20steps." in p.read_text()]
+    assert "sample-lrdif-table1.md" in noted and not any(p.startswith("lrdif-") for p in noted)
     # stopped after the first (full) epoch, then after the partial one, then finished
     for _ in range(2):
         invoke([*args, "--out", str(tmp_path / "b"), "--stop-after-epochs", "1"])
