@@ -428,8 +428,8 @@ def test_non_finite_lr_is_rejected_and_a_nan_loss_fails_the_job(sample_root, tmp
 
     train_epoch = runner.JobRunner.train_epoch
 
-    def nan_in_epoch_2(self, model, optimizer, stage, epoch, labels):
-        row = train_epoch(self, model, optimizer, stage, epoch, labels)
+    def nan_in_epoch_2(self, model, optimizer, stage, epoch, labels, *args, **kwargs):
+        row = train_epoch(self, model, optimizer, stage, epoch, labels, *args, **kwargs)
         return {**row, "train_loss": float("nan")} if epoch == 1 else row
 
     monkeypatch.setattr(runner.JobRunner, "train_epoch", nan_in_epoch_2)
