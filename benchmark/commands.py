@@ -70,7 +70,12 @@ _EXEC_FLAGS = [
     click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto."),
     click.option("--workers", default=2, show_default=True, help="Image-decoding processes (results do not depend on it)."),
     click.option("--threads", default=0, show_default=True, help="torch CPU threads (0: torch's default)."),
-    click.option("--epochs", type=int, default=None, help="Epochs (of every stage) instead of the recipe's."),
+    click.option("--budget", default=None, metavar="N[steps]|Nimg",
+                 help="Training budget of every method: optimiser steps (`600`, `600steps`) or images seen "
+                      "(`40000img`), split over a method's stages by its recipe [default: the preset's, "
+                      "e.g. tiny: 7 epochs of the training set, at least 300 steps of 32]."),
+    click.option("--epochs", type=int, default=None,
+                 help="Train every stage of every method N epochs instead of a shared budget (unequal budgets)."),
     click.option("--lr", type=float, default=None, help="Learning rate instead of the recipe's."),
     click.option("--batch-size", type=int, default=None, help="Batch size instead of the recipe's."),
     click.option("--input-size", type=int, default=None, help="Input side instead of the recipe's."),

@@ -77,15 +77,21 @@ def reproduce_benchmark(rep: ReproduceOptions, data: DataOptions, opts: ExecOpti
 
 
 def print_plan(jobs, settings) -> None:
-    """The ``--dry-run`` table: each job's dataset, method, preset, seed, epochs per stage and folder."""
+    """The ``--dry-run`` table: each job's dataset, method, preset, seed, budget, steps and epochs
+    per stage, and folder."""
     from rich.table import Table
 
+    from .budget import describe_stages
+
     t = Table(title=f"{len(jobs)} jobs")
-    for col in ("dataset", "method", "preset", "seed", "epochs", "folder"):
+    for col in ("dataset", "method", "preset", "seed", "budget", "steps", "epochs", "folder"):
         t.add_column(col)
     for j in jobs:
-        t.add_row(j.dataset.name.name, j.plan.spec.label, j.plan.preset, str(j.seed), j.plan.describe_schedule(),
-                  str(j.run_dir(settings)))
+        stages = j.stage_steps(settings)
+        budget = j.resolved_budget(settings)
+        t.add_row(j.dataset.name.name, j.plan.spec.label, j.plan.preset, str(j.seed),
+                  str(budget) if budget else "--epochs", describe_stages(stages),
+                  "+".join(str(st.epochs) for st in stages), str(j.run_dir(settings)))
     out_console.print(t)
 
 

@@ -8,7 +8,7 @@ them with errors that name the flag. The click module only fills them
 
     from benchmark.options import DataOptions, ExecOptions
     from benchmark.execute import run_benchmark
-    run_benchmark(RunOptions(methods="lrdif,scn"), DataOptions(), ExecOptions(out="runs", epochs=1))
+    run_benchmark(RunOptions(methods="lrdif,scn"), DataOptions(), ExecOptions(out="runs", budget="600steps"))
 
 No torch at import: ``fer-bench --help`` stays fast.
 """
@@ -76,6 +76,7 @@ class ExecOptions(_FromKwargs):
     device: str = "auto"
     workers: int = 2
     threads: int = 0
+    budget: str | None = None
     epochs: int | None = None
     lr: float | None = None
     batch_size: int | None = None
@@ -102,7 +103,8 @@ class ExecOptions(_FromKwargs):
         return parse_seeds(self.seeds or default)
 
     def overrides(self) -> RecipeOverrides:
-        return RecipeOverrides.from_cli(self.epochs, self.lr, self.batch_size, self.input_size, self.recipe_pairs)
+        return RecipeOverrides.from_cli(self.epochs, self.lr, self.batch_size, self.input_size, self.recipe_pairs,
+                                        budget=self.budget)
 
     def shard(self) -> tuple[int, int]:
         return parse_shard(self.job_shard, flag="--job-shard") if self.job_shard else (0, 1)

@@ -4,9 +4,10 @@
 tables``) has one row per finished job: method, variant, preset, options, label, dataset,
 seed, accuracy with its 95% bootstrap interval over test images (``ci_low``, ``ci_high``, see
 :mod:`benchmark.stats`), best accuracy, macro-F1, mean class accuracy, ``acc_<class>`` per
-class, clean accuracy (degraded sets), mean confidence, train time, epochs, config hash,
-dataset copy and run folder. Rows are sorted by (dataset, label, config hash, seed) so the
-same runs give the same file.
+class, clean accuracy (degraded sets), mean confidence, train time, epochs, the budget
+(``budget``: ``11760img`` / ``600steps``, empty for an ``--epochs`` run) with the optimiser
+steps and images seen it trained, config hash, dataset copy and run folder. Rows are sorted by
+(dataset, label, config hash, seed) so the same runs give the same file.
 
 Macro-F1 and mean class accuracy are read from each job's confusion matrix, over the classes
 with at least one test image (:mod:`benchmark.metrics`), so results written before that rule
@@ -28,7 +29,7 @@ from fercore.manifest import write_manifest
 RESULT_COLUMNS = ["method", "variant", "preset", "options", "label", "dataset", "seed", "accuracy",
                   "ci_low", "ci_high", "best_accuracy", "best_epoch", "macro_f1", "mean_class_accuracy"]
 TAIL_COLUMNS = ["clean_accuracy", "mean_confidence", "clean_mean_confidence", "n_train", "n_test",
-                "epochs", "train_time_s", "config_hash", "dataset_copy", "run_dir"]
+                "epochs", "budget", "steps", "images_seen", "train_time_s", "config_hash", "dataset_copy", "run_dir"]
 
 
 def find_results(runs: str | Path) -> list[dict[str, Any]]:

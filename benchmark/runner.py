@@ -5,15 +5,23 @@ Layout of a job's folder (``<out>/<dataset>/<method label>--<config hash>/seed<k
     run.json         what ran: method spec, preset, constructor kwargs, recipe, dataset record
                      (path, degradation seed/preset, manifest hash, class counts), seed,
                      config hash, settings, command, versions, status
-    epochs.csv       one row per training epoch: stage, epoch, lr, every loss term, train
-                     accuracy, test accuracy and macro-F1 (when evaluated), relabelled items, time
+    epochs.csv       one row per training epoch: stage, epoch, lr, optimiser steps, images seen,
+                     every loss term, train accuracy, test accuracy and macro-F1 (when
+                     evaluated), relabelled items, time
+    train.log        the same, one line per epoch (also on stderr when it is not a terminal;
+                     TensorBoard scalars in tensorboard/ when tensorboard is installed)
     checkpoint.pt    while training: model, optimiser, scheduler, label table, stage, epoch,
                      history (written atomically after every epoch; removed when the job ends)
     model.pt         the trained model (``models.load_checkpoint`` rebuilds it)
     predictions.npz  test ids, labels, logits (and features); ``clean_*`` on the clean test set
                      for a degraded dataset
     result.json      final metrics (accuracy, best accuracy, macro-F1, per-class accuracy,
-                     confusion matrix, confidence, clean accuracy, train time)
+                     confusion matrix, confidence, clean accuracy, train time) and the budget
+                     (``budget``, ``steps``, ``images_seen``, ``stage_budget``: steps and images
+                     per stage)
+
+Length: :meth:`Job.stage_steps` (the run's budget split over the method's stages, see
+:mod:`benchmark.budget`); a stage's last epoch stops at its step count.
 
 Determinism: the model is initialised from ``derive_seed(seed, "init")``; each epoch's order
 from (seed, stage, epoch); each item's augmentation from (seed, stage, epoch, id); each step's
@@ -46,6 +54,7 @@ from fercore.safeload import torch_load
 from fercore.seeding import derive_seed, numpy_rng, seed_everything, torch_generator
 
 from .augment import AugmentConfig, Augmenter, stack_params
+from .budget import Budget, DefaultBudget, StageSteps
 from .data import ImageTable, augment_seed_keys, epoch_batches, eval_batches, item_meta, limit_records, shard
 from .datasets import ResolvedDataset
 from .distributed import DistInfo, all_reduce_sum, average_buffers, gather_objects, wrap_model
@@ -53,6 +62,7 @@ from .fingerprint import job_code
 from .provenance import provenance
 from .metrics import classification_metrics
 from .specs import ModelPlan, config_hash
+from .trainlog import TrainLog
 
 #: Bumped when a change to the pipeline changes results (enters the config hash).
 #: 2: evaluation noise per item (seed, item id), no longer per evaluation batch.
@@ -112,18 +122,49 @@ class RunSettings:
 
 @dataclass
 class Job:
-    """One (method configuration, dataset, seed)."""
+    """One (method configuration, dataset, seed) and the run's budget.
+
+    ``budget``: a :class:`~benchmark.budget.Budget`, a preset's
+    :class:`~benchmark.budget.DefaultBudget` (resolved against the training-set size), or
+    ``None`` to train the recipe's epochs (``--epochs``).
+    """
 
     plan: ModelPlan
     dataset: ResolvedDataset
     seed: int
+    budget: Budget | DefaultBudget | None = None
+
+    def n_train(self, settings: RunSettings) -> int:
+        """Training images of this job (after ``--limit-train``)."""
+        return len(limit_records(self.dataset.source.records("train"), settings.limit_train))
+
+    def resolved_budget(self, settings: RunSettings) -> Budget | None:
+        """The budget in steps or images (``None``: the recipe's epochs)."""
+        if isinstance(self.budget, DefaultBudget):
+            return self.budget.resolve(self.n_train(settings))
+        return self.budget
+
+    def stage_steps(self, settings: RunSettings) -> list[StageSteps]:
+        """Each trained stage's steps, epochs and images (see :mod:`benchmark.budget`)."""
+        return self.plan.stage_steps(self.resolved_budget(settings), self.n_train(settings), settings.drop_last)
+
+    def budget_record(self, settings: RunSettings) -> dict[str, Any]:
+        """What result.json / run.json record of the budget (planned; the runner adds what was done)."""
+        b = self.resolved_budget(settings)
+        return {"budget": str(b) if b else None,
+                "budget_rule": (self.budget.describe() if isinstance(self.budget, DefaultBudget)
+                                else "--budget" if b else "--epochs (per-method epochs)")}
 
     def config(self, settings: RunSettings) -> dict[str, Any]:
         p = self.plan
-        return {"method": p.spec.name, "variant": p.spec.variant, "preset": p.preset,
-                "kwargs": p.all_kwargs, "recipe": p.recipe.to_dict(), "dataset": self.dataset.name.name,
-                "data": self.dataset.identity, **settings.config_part(),
-                "code": job_code(p.spec.name, self.dataset.record)}
+        cfg = {"method": p.spec.name, "variant": p.spec.variant, "preset": p.preset,
+               "kwargs": p.all_kwargs, "recipe": p.recipe.to_dict(), "dataset": self.dataset.name.name,
+               "data": self.dataset.identity, **settings.config_part(),
+               "code": job_code(p.spec.name, self.dataset.record)}
+        b = self.resolved_budget(settings)
+        if b is not None:  # the budget is part of what a job is (epoch runs keep their old identity)
+            cfg["budget"] = str(b)
+        return cfg
 
     def hash(self, settings: RunSettings) -> str:
         return config_hash(self.config(settings))
@@ -257,8 +298,9 @@ class JobRunner:
 
     # ------------------------------------------------------------- training
     def train_epoch(self, model, optimizer, stage: str, epoch: int, labels: torch.Tensor,
-                    step_module=None) -> dict[str, Any]:
-        """One epoch of ``stage``; ``step_module`` is the DDP-wrapped step under ``torchrun``.
+                    step_module=None, steps: int | None = None) -> dict[str, Any]:
+        """One epoch of ``stage`` (its first ``steps`` batches when given: a budget's last,
+        partial epoch); ``step_module`` is the DDP-wrapped step under ``torchrun``.
 
         Loss terms and hits stay on the device until the epoch ends (one sync per epoch, not
         per step).
@@ -273,7 +315,7 @@ class JobRunner:
         torch.manual_seed(derive_seed(self.seed, "global", stage, epoch, *rank_key))
         batches = epoch_batches(len(self.train), recipe.batch_size, self.seed, stage, epoch,
                                 drop_last=s.drop_last)
-        local = [shard(b, info.rank, info.world) for b in batches]
+        local = [shard(b, info.rank, info.world) for b in batches[:steps]]
         terms: dict[str, list[torch.Tensor]] = {}
         sizes: list[int] = []
         hits: list[torch.Tensor] = []
@@ -324,6 +366,8 @@ class JobRunner:
         row["train_loss"] = sum(row.values())
         row["train_acc"] = 100.0 * correct / max(count, 1)
         row["relabelled"] = changed
+        row["steps"] = len(local)
+        row["images"] = int(count)
         return row
 
     # ----------------------------------------------------------- evaluation
@@ -372,7 +416,7 @@ class JobRunner:
         if info.is_writer:
             d.mkdir(parents=True, exist_ok=True)
             if s.force:
-                for name in ("result.json", "checkpoint.pt", "model.pt", "predictions.npz", "epochs.csv"):
+                for name in ("result.json", "checkpoint.pt", "model.pt", "predictions.npz", "epochs.csv", "train.log"):
                     (d / name).unlink(missing_ok=True)
         info.barrier()
         if s.threads:
@@ -389,10 +433,10 @@ class JobRunner:
         num_classes = len(job.dataset.classes)
         seed_everything(derive_seed(self.seed, "init"))
         model = plan.build(num_classes)
-        stages = plan.schedule
+        stages = job.stage_steps(s)
         if ckpt is not None:
-            for st, _ in stages[: ckpt["stage_index"] + 1]:
-                model.begin_stage(st)
+            for st in stages[: ckpt["stage_index"] + 1]:
+                model.begin_stage(st.stage)
             model.load_state_dict(ckpt["state_dict"])
         model.to(self.device)
         self.build_data(model)
@@ -411,57 +455,64 @@ class JobRunner:
             start_stage, start_epoch = int(ckpt["stage_index"]), int(ckpt["epoch_done"])
         if info.is_writer:
             self._write_run_json(model, "running", stages)
+        log = TrainLog(d, job.title, enabled=info.is_writer)
         epochs_now = 0
         last_eval: tuple[np.ndarray, np.ndarray | None] | None = None
-        total_before = [sum(n for _, n in stages[:i]) for i in range(len(stages))]
-        last_stage = max((i for i, (_, n) in enumerate(stages) if n > 0), default=-1)
-        if last_stage < 0:
-            raise ConfigError(f"{plan.spec.label}: every stage has 0 epochs", flag="--epochs")
-        for si in range(start_stage, len(stages)):
-            stage, n_ep = stages[si]
-            first = start_epoch if si == start_stage and ckpt is not None else 0
-            if n_ep == 0 or first >= n_ep:
-                continue
-            if not (ckpt is not None and si == start_stage):
-                model.begin_stage(stage)
-            optimizer = build_optimizer(model, model.recipe)
-            scheduler = build_scheduler(optimizer, model.recipe, epochs=n_ep)
-            if ckpt is not None and si == start_stage and first > 0:
-                optimizer.load_state_dict(ckpt["optimizer"])
-                scheduler.load_state_dict(ckpt["scheduler"])
-            step_module = wrap_model(model, info, self.device)
-            for epoch in range(first, n_ep):
-                lr = float(optimizer.param_groups[0]["lr"])
-                t0 = time.perf_counter()
-                row = self.train_epoch(model, optimizer, stage, epoch, labels, step_module)
-                if not math.isfinite(row["train_loss"]):
-                    raise TrainingError(f"{job.title}: the training loss became {row['train_loss']} in stage "
-                                        f"{stage} epoch {epoch + 1} (overall epoch {total_before[si] + epoch + 1}); "
-                                        "lower the learning rate (--lr) or check the data", flag="--lr")
-                model.end_epoch(epoch, stage)
-                scheduler.step()
-                average_buffers(model, info.world)
-                dt = time.perf_counter() - t0
-                train_time += dt
-                final = si == last_stage and epoch == n_ep - 1
-                row = {"stage": stage, "stage_epoch": epoch + 1, "epoch": total_before[si] + epoch + 1,
-                       "lr": lr, **row, "test_acc": None, "test_macro_f1": None, "epoch_time_s": round(dt, 3)}
-                if final or (s.eval_every > 0 and (epoch + 1) % s.eval_every == 0):
-                    last_eval = self.evaluate(model, self.test, self.landmarks["test"],
-                                              f"{job.title}: eval {stage} epoch {epoch + 1}", self.meta["test"])
-                    m = classification_metrics(last_eval[0], self.test.labels, job.dataset.classes)
-                    row["test_acc"], row["test_macro_f1"] = m["accuracy"], m["macro_f1"]
-                history.append(row)
-                if info.is_writer:
-                    save_checkpoint(model, ckpt_path, config_hash=self.hash, stage_index=si, epoch_done=epoch + 1,
-                                    optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                                    labels=labels, history=history, train_time=train_time)
-                    self._write_epochs(history)
-                info.barrier()
-                epochs_now += 1
-                if s.stop_after_epochs is not None and epochs_now >= s.stop_after_epochs and not final:
-                    self.bar.close()
-                    return {"status": "stopped", "run_dir": str(d), "epochs_done": total_before[si] + epoch + 1}
+        total_before = [sum(x.epochs for x in stages[:i]) for i in range(len(stages))]
+        last_stage = len(stages) - 1
+        try:
+            for si in range(start_stage, len(stages)):
+                st = stages[si]
+                stage, n_ep = st.stage, st.epochs
+                first = start_epoch if si == start_stage and ckpt is not None else 0
+                if first >= n_ep:
+                    continue
+                if not (ckpt is not None and si == start_stage):
+                    model.begin_stage(stage)
+                optimizer = build_optimizer(model, model.recipe)
+                scheduler = build_scheduler(optimizer, model.recipe, epochs=st.schedule_epochs)
+                if ckpt is not None and si == start_stage and first > 0:
+                    optimizer.load_state_dict(ckpt["optimizer"])
+                    scheduler.load_state_dict(ckpt["scheduler"])
+                step_module = wrap_model(model, info, self.device)
+                for epoch in range(first, n_ep):
+                    lr = float(optimizer.param_groups[0]["lr"])
+                    t0 = time.perf_counter()
+                    n_steps = st.steps_in_epoch(epoch)
+                    row = self.train_epoch(model, optimizer, stage, epoch, labels, step_module,
+                                           steps=n_steps if n_steps < st.steps_per_epoch else None)
+                    if not math.isfinite(row["train_loss"]):
+                        raise TrainingError(f"{job.title}: the training loss became {row['train_loss']} in stage "
+                                            f"{stage} epoch {epoch + 1} (overall epoch {total_before[si] + epoch + 1}); "
+                                            "lower the learning rate (--lr) or check the data", flag="--lr")
+                    model.end_epoch(epoch, stage)
+                    scheduler.step()
+                    average_buffers(model, info.world)
+                    dt = time.perf_counter() - t0
+                    train_time += dt
+                    final = si == last_stage and epoch == n_ep - 1
+                    row = {"stage": stage, "stage_epoch": epoch + 1, "epoch": total_before[si] + epoch + 1,
+                           "lr": lr, **row, "test_acc": None, "test_macro_f1": None, "epoch_time_s": round(dt, 3)}
+                    if final or (s.eval_every > 0 and (epoch + 1) % s.eval_every == 0):
+                        last_eval = self.evaluate(model, self.test, self.landmarks["test"],
+                                                  f"{job.title}: eval {stage} epoch {epoch + 1}", self.meta["test"])
+                        m = classification_metrics(last_eval[0], self.test.labels, job.dataset.classes)
+                        row["test_acc"], row["test_macro_f1"] = m["accuracy"], m["macro_f1"]
+                    history.append(row)
+                    if info.is_writer:
+                        save_checkpoint(model, ckpt_path, config_hash=self.hash, stage_index=si,
+                                        epoch_done=epoch + 1, optimizer=optimizer.state_dict(),
+                                        scheduler=scheduler.state_dict(), labels=labels, history=history,
+                                        train_time=train_time)
+                        self._write_epochs(history)
+                        log.epoch(row, st, sum(int(r.get("steps", 0)) for r in history))
+                    info.barrier()
+                    epochs_now += 1
+                    if s.stop_after_epochs is not None and epochs_now >= s.stop_after_epochs and not final:
+                        self.bar.close()
+                        return {"status": "stopped", "run_dir": str(d), "epochs_done": total_before[si] + epoch + 1}
+        finally:
+            log.close()
         self.bar.close()
         return self._finish(model, history, train_time, stages, last_eval)
 
@@ -485,7 +536,7 @@ class JobRunner:
         eval_time = time.perf_counter() - t0
         # best of the final stage only: an earlier stage may predict with the label (LRDif's
         # stage 1 is the paper's oracle row), which is not the trained method's accuracy
-        final_stage = [st for st, n in stages if n > 0][-1]
+        final_stage = stages[-1].stage
         accs = [(r["test_acc"], r["epoch"]) for r in history
                 if r.get("test_acc") is not None and r.get("stage", final_stage) == final_stage]
         best_acc, best_epoch = max(accs, key=lambda t: (t[0], -t[1])) if accs else (m["accuracy"], len(history))
@@ -497,7 +548,8 @@ class JobRunner:
             "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "per_class_accuracy": m["per_class_accuracy"],
             "confusion": m["confusion"], "mean_confidence": m["mean_confidence"], "n_test": m["n"],
             "n_train": len(self.train), "best_accuracy": best_acc, "best_epoch": best_epoch,
-            "epochs": sum(n for _, n in stages), "train_time_s": round(train_time, 3),
+            "epochs": sum(st.epochs for st in stages), **self._budget_done(history, stages),
+            "train_time_s": round(train_time, 3),
             "eval_time_s": round(eval_time, 3), "model_kwargs": job.plan.all_kwargs,
             "clean_accuracy": clean[2]["accuracy"] if clean else None,
             "clean_macro_f1": clean[2]["macro_f1"] if clean else None,
@@ -525,8 +577,19 @@ class JobRunner:
         info.barrier()
         return {**result, "status": "done"}
 
+    def _budget_done(self, history: list[dict[str, Any]], stages: list[StageSteps]) -> dict[str, Any]:
+        """The budget and what was trained: steps and images seen in total and per stage."""
+        per_stage = []
+        for st in stages:
+            rows = [r for r in history if r.get("stage") == st.stage]
+            per_stage.append({"stage": st.stage, "steps": sum(int(r.get("steps", 0)) for r in rows),
+                              "images": sum(int(r.get("images", 0)) for r in rows), "epochs": len(rows),
+                              "planned_steps": st.steps})
+        return {**self.job.budget_record(self.settings), "steps": sum(p["steps"] for p in per_stage),
+                "images_seen": sum(p["images"] for p in per_stage), "stage_budget": per_stage}
+
     def _write_epochs(self, history: list[dict[str, Any]]) -> None:
-        head = ["stage", "stage_epoch", "epoch", "lr"]
+        head = ["stage", "stage_epoch", "epoch", "lr", "steps", "images"]
         tail = ["train_loss", "train_acc", "relabelled", "test_acc", "test_macro_f1", "epoch_time_s"]
         losses = sorted({k for r in history for k in r if k.startswith("loss_")})
         write_manifest(self.dir / "epochs.csv", history, head + losses + tail, sort_key=None)
@@ -538,7 +601,8 @@ class JobRunner:
             "status": status, "config_hash": self.hash, "label": spec.label, "method": spec.name,
             "variant": spec.variant, "preset": job.plan.preset, "options": spec.options_dict,
             "model_kwargs": job.plan.all_kwargs, "recipe": model.recipe.to_dict(),
-            "stages": [list(x) for x in stages], "seed": job.seed, "dataset": job.dataset.record,
+            "stages": [x.to_dict() for x in stages], **job.budget_record(s),
+            "seed": job.seed, "dataset": job.dataset.record,
             "config": job.config(s), "device": str(self.device), "world_size": self.info.world,
             "settings": {"workers": s.workers, "eval_every": s.eval_every, "eval_clean": s.eval_clean,
                          "cache_mb": s.cache_mb, "threads": s.threads},

@@ -13,7 +13,7 @@ A method spec names one configuration of a registered method::
 [METHOD.]KEY=V1,V2,...`` expands each matching method into one configuration per value (the
 diffusion-steps study: ``--methods lrdif --sweep T=1,2,4,8,16,32``). Recipe fields are changed
 with ``--epochs`` (every stage), ``--lr``, ``--batch-size``, ``--input-size`` and
-``--recipe KEY=VALUE``.
+``--recipe KEY=VALUE``; how long every method trains with ``--budget`` (:mod:`benchmark.budget`).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 from fercore.errors import ConfigError
 from fercore.options import parse_options
 
+from .budget import Budget, StageSteps, epoch_shape, parse_budget, split_steps, stage_steps
 from .datasets import parse_value, safe_name, split_list, split_top_level
 
 
@@ -149,24 +150,35 @@ def _scoped(pair: str, flag: str, names: set[str]) -> tuple[str | None, str, str
 
 @dataclass(frozen=True)
 class RecipeOverrides:
-    """Recipe changes from the command line (applied on top of the method's recipe)."""
+    """Recipe changes and the training budget from the command line.
+
+    ``budget`` (``--budget``) is the run's budget for every method; ``None`` with ``epochs``
+    also ``None``: the run's preset's default (:func:`benchmark.budget.preset_budget`).
+    ``epochs`` (``--epochs``) trains every stage that many epochs instead (no shared budget).
+    """
 
     epochs: int | None = None
     lr: float | None = None
     batch_size: int | None = None
     input_size: int | None = None
     fields: tuple[tuple[str, Any], ...] = ()
+    budget: Budget | None = None
+
+    def __post_init__(self):
+        if self.epochs is not None and self.budget is not None:
+            raise ConfigError("give either --budget (the same for every method) or --epochs (per-method "
+                              "epochs), not both", flag="--budget")
 
     @classmethod
     def from_cli(cls, epochs=None, lr=None, batch_size=None, input_size=None,
-                 recipe_pairs: tuple[str, ...] = ()) -> RecipeOverrides:
+                 recipe_pairs: tuple[str, ...] = (), budget: str | None = None) -> RecipeOverrides:
         fields = {k: parse_value(v) for k, v in parse_options(recipe_pairs, flag="--recipe").items()}
         for name, val in (("epochs", epochs), ("batch_size", batch_size), ("input_size", input_size)):
             if val is not None and val <= 0:
                 raise ConfigError(f"must be positive, got {val}", flag="--" + name.replace("_", "-"))
         if lr is not None and not (math.isfinite(lr) and lr > 0):
             raise ConfigError(f"must be a positive finite number, got {lr}", flag="--lr")
-        return cls(epochs, lr, batch_size, input_size, tuple(sorted(fields.items())))
+        return cls(epochs, lr, batch_size, input_size, tuple(sorted(fields.items())), parse_budget(budget))
 
     def changes_for(self, base_recipe) -> dict[str, Any]:
         """Recipe field changes for a method whose resolved recipe is ``base_recipe``.
@@ -185,7 +197,8 @@ class RecipeOverrides:
 
     def to_dict(self) -> dict[str, Any]:
         return {"epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size,
-                "input_size": self.input_size, "fields": dict(self.fields)}
+                "input_size": self.input_size, "fields": dict(self.fields),
+                "budget": str(self.budget) if self.budget else None}
 
 
 @dataclass
@@ -204,8 +217,9 @@ class ModelPlan:
             this configuration leaves out is not an error).
         all_kwargs: every constructor setting with its value (defaults included; JSON-able).
 
-    :attr:`schedule` is the budget, (stage, epochs) in training order; ``--dry-run`` prints it
-    and the runner trains it on the model :meth:`build` makes.
+    :meth:`stage_steps` is how long each stage trains on a given training set (a run's budget
+    split by the recipe's stage shares, or the recipe's epochs); ``--dry-run`` prints it and the
+    runner trains it on the model :meth:`build` makes.
     """
 
     spec: MethodSpec
@@ -219,8 +233,26 @@ class ModelPlan:
 
     @property
     def schedule(self) -> list[tuple[str, int]]:
-        """(stage, epochs) in training order; a stage with 0 epochs is skipped."""
+        """(stage, epochs) in training order when training by epochs; a stage with 0 epochs is skipped."""
         return stage_plan(self.recipe, self.stages, self.declared_stages)
+
+    def stage_steps(self, budget: Budget | None, n_train: int, drop_last: bool = True) -> list[StageSteps]:
+        """The stages that train (in order) and their steps on ``n_train`` training images.
+
+        ``budget``: its steps (``ceil(images / batch)`` for an images budget) split over the
+        stages by :meth:`models.recipe.Recipe.stage_shares`; ``None``: the recipe's epochs
+        (:attr:`schedule`). Stages that get 0 steps are left out.
+        """
+        bs = self.recipe.batch_size
+        if budget is None:
+            per_epoch, _ = epoch_shape(n_train, bs, drop_last)
+            parts = [(st, n * per_epoch) for st, n in self.schedule]
+        else:
+            parts = split_steps(budget.steps(bs), self.recipe.stage_shares(self.stages))
+        out = [stage_steps(st, n, n_train, bs, drop_last) for st, n in parts if n > 0]
+        if not out:
+            raise ConfigError(f"{self.spec.label}: no stage has a step to train", flag="--budget")
+        return out
 
     def describe_schedule(self) -> str:
         """The schedule as ``--dry-run`` prints it: ``s1:100+s2:100``, or ``40`` for one stage."""
@@ -266,6 +298,7 @@ def plan_model(spec: MethodSpec, overrides: RecipeOverrides, default_preset: str
     plan = ModelPlan(spec, preset, kwargs, changes, recipe, entry.cls.planned_stages(kwargs), _jsonable(all_kwargs),
                      tuple(entry.cls.stages))
     plan.schedule  # noqa: B018 -- a stage_epochs key naming no stage is an error now, not at run time
+    _check_stage_keys(recipe.stage_share, "stage_share", plan.stages, plan.declared_stages)
     return plan
 
 
@@ -278,12 +311,16 @@ def stage_plan(recipe, stages: tuple[str, ...], declared: tuple[str, ...] = ()) 
     ``S1`` variant trains only ``s1``; an LLDif with a loaded LA-CLIP skips ``la-clip``).
     """
     if recipe.stage_epochs:
-        extra = set(recipe.stage_epochs) - set(stages) - set(declared)
-        if extra:
-            raise ConfigError(f"recipe.stage_epochs names {sorted(extra)}, but the model's stages are "
-                              f"{list(stages)}", flag="--recipe")
+        _check_stage_keys(recipe.stage_epochs, "stage_epochs", stages, declared)
         return [(s, int(recipe.stage_epochs.get(s, 0))) for s in stages]
     return [(s, int(recipe.epochs)) for s in stages]
+
+
+def _check_stage_keys(mapping, name: str, stages: tuple[str, ...], declared: tuple[str, ...]) -> None:
+    extra = set(mapping or ()) - set(stages) - set(declared)
+    if extra:
+        raise ConfigError(f"recipe.{name} names {sorted(extra)}, but the model's stages are {list(stages)}",
+                          flag="--recipe")
 
 
 def _jsonable(obj: Any) -> Any:

@@ -389,6 +389,10 @@ def build_paper_table(t: PaperTable, results: list[dict[str, Any]], *, metric: s
         if vs:
             notes.append(f"{n}: p = McNemar's test against the best baseline ({', '.join(sorted(vs))}), paired by "
                          "test image on each common seed (the largest p shown); * p < 0.05, ** p < 0.01.")
+    used = {x["config_hash"] for x in tidy if x["config_hash"]}
+    budgets = sorted({r.get("budget") or "per-method epochs (--epochs)" for r in results if r["config_hash"] in used})
+    if budgets:  # benchmark/budget.py: the training budget every cell's runs had
+        notes.append(f"Training budget: {', '.join(budgets)}.")
     for (label, d), (_, note) in t.numbers.items():
         if note:
             notes.append(f"{label} / {d}: {note}")

@@ -113,7 +113,9 @@ class AmendRepresentation(nn.Module):
                   schedule_args={"gamma": 0.9}, epochs=70, batch_size=256, input_size=224, augment=(),
                   source="JiaweiShiCV/Amend-Representation-Module src/train_raf-db.py (Adam at its default lr)"),
     presets={"paper": {"backbone": "resnet18"},
-             "tiny": {"backbone": "resnet18-tiny", "grid": 4, "kernel": 8, "stride": 4,
+             # tiny: the plain cnn-tiny trunk (64 channels = 4 arranged maps x 4^2; resnet18-tiny
+             # stayed at chance within the tiny budget; docs/baselines.md, "Tiny presets")
+             "tiny": {"backbone": "cnn-tiny", "arranged_channels": 4, "grid": 4, "kernel": 8, "stride": 4,
                       "recipe": {"epochs": 3, "input_size": 64, "batch_size": 32}}},
     description="Amend Representation Module: pixel-shuffle arrangement, shared de-albino kernel, affinity sharing",
     paper="Shi, Zhu & Liang, Learning to Amend Facial Expression Representation via De-albino and Affinity, "

@@ -111,8 +111,10 @@ class AttentionNetwork(nn.Module):
                   schedule_args={"step_size": 20, "gamma": 0.1}, epochs=60, batch_size=64, input_size=224,
                   augment=("hflip",), source="amirhfarzaneh/dacl workspace.py, main.py, loss.py"),
     presets={"paper": {"backbone": "resnet18"},
-             "tiny": {"backbone": "resnet18-tiny", "grid": 2,
-                      "recipe": {"epochs": 3, "input_size": 64, "batch_size": 32}}},
+             # tiny: the plain cnn-tiny trunk and Adam 1e-3 (resnet18-tiny with the official SGD 0.01
+             # stayed at chance within the tiny budget; docs/baselines.md, "Tiny presets")
+             "tiny": {"backbone": "cnn-tiny", "grid": 2,
+                      "recipe": {"epochs": 3, "input_size": 64, "batch_size": 32, "optimizer": "adam", "lr": 1e-3}}},
     description="Deep Attentive Center Loss: attention network + sparse centre loss",
     paper="Farzaneh & Qi, Facial Expression Recognition in the Wild via Deep Attentive Center Loss, WACV 2021")
 class DACL(FERModel):

@@ -38,7 +38,11 @@ class Recipe:
         augment: generic augmentations from :data:`AUGMENTS`, applied by the data pipeline.
         lr_mult: parameter-name prefix -> learning-rate multiplier (e.g. a 10x head).
         stage_epochs: for multi-stage methods, epochs of each stage in order
-            (``{"s1": 100, "s2": 100}``); ``None`` means one stage of ``epochs``.
+            (``{"s1": 100, "s2": 100}``); ``None`` means one stage of ``epochs``. Used when a
+            run trains by epochs (``--epochs``).
+        stage_share: for multi-stage methods, the part of a run's budget (steps or images,
+            :mod:`benchmark.budget`) each stage gets (``{"s1": 1, "s2": 6}``: relative
+            weights); ``None``: in proportion to ``stage_epochs`` (:meth:`stage_shares`).
         sam_rho: neighbourhood size of SAM.
         grad_clip: max gradient norm (0 = off).
         source: where the recipe comes from.
@@ -59,6 +63,7 @@ class Recipe:
     augment: tuple[str, ...] = ("hflip",)
     lr_mult: Mapping[str, float] = field(default_factory=dict)
     stage_epochs: Mapping[str, int] | None = None
+    stage_share: Mapping[str, float] | None = None
     sam_rho: float = 0.05
     grad_clip: float = 0.0
     source: str = ""
@@ -80,6 +85,23 @@ class Recipe:
                 raise ConfigError(f"must be a positive finite number, got {value}", flag=f"recipe.{name}")
         if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
             raise ConfigError(f"must be >= 0, got {self.weight_decay}", flag="recipe.weight_decay")
+        if self.stage_share is not None:
+            bad = {k: v for k, v in self.stage_share.items()
+                   if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0}
+            if bad or not any(v > 0 for v in self.stage_share.values()):
+                raise ConfigError(f"needs finite shares >= 0, at least one > 0, got {dict(self.stage_share)}",
+                                  flag="recipe.stage_share")
+
+    def stage_shares(self, stages: tuple[str, ...]) -> list[tuple[str, float]]:
+        """Each stage's relative part of a budget, in order.
+
+        ``stage_share`` when given (a stage it leaves out gets 0), else ``stage_epochs``'s
+        proportions (a stage it leaves out gets 0), else equal parts.
+        """
+        weights = self.stage_share or self.stage_epochs
+        if not weights:
+            return [(s, 1.0) for s in stages]
+        return [(s, float(weights.get(s, 0))) for s in stages]
 
     def replace(self, **changes: Any) -> Recipe:
         """A copy with some fields changed (unknown field names raise)."""
@@ -97,6 +119,10 @@ class Recipe:
         d["schedule_args"] = dict(self.schedule_args)
         d["lr_mult"] = dict(self.lr_mult)
         d["stage_epochs"] = dict(self.stage_epochs) if self.stage_epochs else None
+        if self.stage_share:  # absent when unset: recipes written before it keep their config hash
+            d["stage_share"] = dict(self.stage_share)
+        else:
+            d.pop("stage_share")
         d["augment"] = list(self.augment)
         d["betas"] = list(self.betas)
         return d

@@ -206,7 +206,7 @@ def test_weights_check_command(tmp_path):
     res = CliRunner().invoke(bench, ["weights", "check", str(full), "--backbone", "resnet18-tiny"])
     assert res.exit_code == 0, res.output
     assert f"{len(state)}" in res.output
-    res = CliRunner().invoke(bench, ["weights", "check", str(part), "--method", "rul", "--preset", "tiny"])
+    res = CliRunner().invoke(bench, ["weights", "check", str(part), "--backbone", "resnet18-tiny"])
     assert res.exit_code == 1 and "layer4.0.conv1.weight" in res.output
     res = CliRunner().invoke(bench, ["weights", "check", str(tmp_path / "none.pth"), "--backbone", "resnet18"])
     assert res.exit_code == 2 and "none.pth" in res.output and "Traceback" not in res.output

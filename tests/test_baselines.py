@@ -351,7 +351,7 @@ def test_dacl_attention_weights_are_probabilities():
     m.eval()
     with torch.no_grad():
         a = m.predict({"image": make_batch()["image"]}).extras["attention"]
-    assert a.shape == (8, 128) and (a > 0).all() and (a < 1).all()
+    assert a.shape == (8, m.backbone.num_features) and (a > 0).all() and (a < 1).all()
 
 
 def test_sam_optimizer_works_with_a_baseline():

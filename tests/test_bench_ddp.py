@@ -18,9 +18,10 @@ from bench_testmodel import registered
 
 ROOT = Path(__file__).resolve().parents[1]
 # No BatchNorm, no dropout, no model noise, stage 1 only: two ranks averaging the gradients of
-# two half-batches must train the same weights as one process on the whole batch.
+# two half-batches must train the same weights as one process on the whole batch. 8 steps of 32
+# on 128 images: two epochs.
 ARGS = ["run", "--methods", "benchtest@tiny+batchnorm=false+dropout=0.0", "--datasets", "sample", "--seeds", "1",
-        "--recipe", 'stage_epochs={"s1": 2, "s2": 0}', "--recipe", "lr=0.01", "--input-size", "32",
+        "--recipe", 'stage_share={"s1": 1, "s2": 0}', "--budget", "8", "--recipe", "lr=0.01", "--input-size", "32",
         "--limit-train", "128", "--limit-test", "64", "--workers", "0", "--threads", "1", "--no-report",
         "--device", "cpu"]
 
@@ -60,5 +61,6 @@ def test_two_ranks_train_like_one_process(tmp_path, sample_root):
     la = [float(r["train_loss"]) for r in csv.DictReader((rd / "epochs.csv").open())]
     lb = [float(r["train_loss"]) for r in csv.DictReader((r1 / "epochs.csv").open())]
     assert len(la) == len(lb) == 2 and la[1] != la[0]  # two epochs that trained
+    assert a["steps"] == b["steps"] == 8 and a["images_seen"] == b["images_seen"] == 256
     assert la == pytest.approx(lb, rel=1e-4)
     assert json.loads((r1 / "run.json").read_text())["world_size"] == 1

@@ -209,7 +209,7 @@ def test_interrupted_run_resumes_to_the_same_bits(bench_models, tmp_path):
     """Stopped after epoch 1 (mid stage 1) and after epoch 2 (the stage boundary), then resumed:
     same accuracy, same labels, same weights as an uninterrupted run."""
     args = ["run", "--methods", "benchtest@tiny", "--datasets", "sample", "--seeds", "3", "--no-report",
-            "--recipe", 'stage_epochs={"s1": 2, "s2": 2}', *TINY]
+            "--epochs", "2", *TINY]
     invoke([*args, "--out", str(tmp_path / "a")])
     res1 = invoke([*args, "--out", str(tmp_path / "b"), "--stop-after-epochs", "1"])
     assert "stopped" in res1.output
