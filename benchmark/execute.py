@@ -85,7 +85,7 @@ def print_plan(jobs, settings) -> None:
 
     t = Table(title=f"{len(jobs)} jobs")
     for col in ("dataset", "method", "preset", "seed", "budget", "steps", "epochs", "folder"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")  # wrap, never cut: the dry run shows exactly what runs
     for j in jobs:
         stages = j.stage_steps(settings)
         budget = j.resolved_budget(settings)

@@ -131,7 +131,7 @@ def test_pretrained_path_loads_into_the_method_backbone(tmp_path):
     src = tiny("scn", backbone="resnet18-tiny")   # the tiny preset uses cnn-tiny
     path = tmp_path / "msceleb_like.pth"
     torch.save({"state_dict": {f"module.{k}": v for k, v in src.backbone.state_dict().items()}, "epoch": 40}, path)
-    m = tiny("dan", pretrained=str(path))
+    m = tiny("dan", backbone="resnet18-tiny", pretrained=str(path))
     assert m.backbone.pretrained_report.missing == []
     for k, v in src.backbone.state_dict().items():
         assert torch.equal(m.backbone.state_dict()[k], v), k
