@@ -17,6 +17,7 @@ Commands::
     python scripts/readme_figures.py --rerun main-job   # re-run the main job now, diff against the file
     python scripts/readme_figures.py --rerun main-job --update   # ... and replace the file (then --write)
     python scripts/readme_figures.py --rerun robustness --update # the robustness run (tens of minutes)
+    python scripts/readme_figures.py --rerun main-job --runs runs     # compare a finished run (fresh clone)
 
 ``--rerun`` runs exactly the README's command (through the Python API, into a temporary runs
 folder unless ``--out``) and compares every figure the files hold, at the precision they store;
@@ -55,12 +56,14 @@ METHOD_TITLES = {"lrdif": "LRDif (stage 2, label-free)", "scn": "SCN"}
 @dataclass(frozen=True)
 class Block:
     """One generated README block: its results files, how to render them and how to re-measure
-    them (``rerun(out)`` runs the command into ``out`` and returns the fresh files' folder)."""
+    them (``run(out)`` runs the command into the runs folder ``out``; ``collect(out)`` then writes
+    the block's files there from the run's results, where the command does not write them itself)."""
 
     name: str
     files: tuple[str, ...]
     render: Callable[[Path], str]
-    rerun: Callable[[Path], Path]
+    run: Callable[[Path], None]
+    collect: Callable[[Path], None] = lambda out: None
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -102,33 +105,34 @@ def render_main_job(folder: Path) -> str:
     return "\n".join(lines)
 
 
-def rerun_main_job(out: Path) -> Path:
-    """Run the README's first command (``fer-bench run --methods lrdif,scn``) into ``out``;
-    writes ``out/main-job.csv``."""
+def run_main_job(out: Path) -> None:
+    """The README's first command, ``fer-bench run --methods lrdif,scn``, into ``out``."""
     from benchmark.execute import run_benchmark
     from benchmark.options import DataOptions, ExecOptions, RunOptions
+
+    run_benchmark(RunOptions(methods="lrdif,scn"), DataOptions(), ExecOptions(out=str(out)))
+
+
+def collect_main_job(out: Path) -> None:
+    """``out/main-job.csv`` from the runs folder ``out``."""
     from benchmark.results import find_results
     from fercore.atomic import atomic_write_text
 
-    run_benchmark(RunOptions(methods="lrdif,scn"), DataOptions(), ExecOptions(out=str(out)))
     rows = []
     for r in find_results(out):
         rows.append({"dataset": r["dataset"], "method": r["method"], "seed": str(r["seed"]),
                      "accuracy": f"{r['accuracy']:.2f}", "ci_low": f"{r['ci_low']:.2f}",
                      "ci_high": f"{r['ci_high']:.2f}", "mean_class_accuracy": f"{r['mean_class_accuracy']:.2f}",
-                     "macro_f1": f"{r['macro_f1']:.2f}", "budget": budget_text(r.get("budget")),
+                     "macro_f1": f"{r['macro_f1']:.2f}", "budget": budget_text(r),
                      "n_train": str(r["n_train"]), "n_test": str(r["n_test"])})
     order = {d: i for i, d in enumerate(DATASET_TITLES)}
     rows.sort(key=lambda r: (order.get(r["dataset"], 99), r["dataset"], r["method"]))
     atomic_write_text(out / "main-job.csv", rows_text(rows, MAIN_JOB_COLUMNS))
-    return out
 
 
-def budget_text(budget) -> str:
-    """``"600 steps"`` from a result's budget record (steps done over all stages)."""
-    if isinstance(budget, dict) and budget.get("steps") is not None:
-        return f"{int(budget['steps'])} steps"
-    return str(budget)
+def budget_text(result: dict) -> str:
+    """``"11760img = 368 steps"``: a result's budget and the optimiser steps it trained."""
+    return f"{result.get('budget') or 'per-method epochs'} = {result.get('steps')} steps"
 
 
 # ------------------------------------------------------------------------------- robustness
@@ -172,18 +176,17 @@ def render_robustness(folder: Path) -> str:
     return "\n".join(lines)
 
 
-def rerun_robustness(out: Path) -> Path:
+def run_robustness(out: Path) -> None:
     """``fer-bench robustness --methods cnn,scn,lrdif --severities 1,2,3,4,5 --out OUT``."""
     from benchmark.cli import main as bench
 
     bench.main(["robustness", "--methods", "cnn,scn,lrdif", "--severities", "1,2,3,4,5", "--out", str(out)],
                standalone_mode=False)
-    return out
 
 
 BLOCKS = {b.name: b for b in (
-    Block("main-job", ("main-job.csv",), render_main_job, rerun_main_job),
-    Block("robustness", ("robustness.csv", "robustness-summary.csv"), render_robustness, rerun_robustness),
+    Block("main-job", ("main-job.csv",), render_main_job, run_main_job, collect_main_job),
+    Block("robustness", ("robustness.csv", "robustness-summary.csv"), render_robustness, run_robustness),
 )}
 
 
@@ -214,13 +217,21 @@ def readme_differences(text: str) -> list[str]:
 @click.option("--write", "mode", flag_value="write", help="Regenerate the README's blocks.")
 @click.option("--rerun", "rerun", default=None, type=click.Choice(sorted(BLOCKS)),
               help="Re-measure one block's results now and diff against its file.")
+@click.option("--runs", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="With --rerun: compare the runs folder an earlier run of the command wrote (e.g. a fresh "
+                   "clone's `runs`) instead of running it.")
 @click.option("--update", is_flag=True, help="With --rerun: replace the results files with the new figures.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="With --rerun: runs folder (default: a temporary one).")
-def main(mode: str, rerun: str | None, update: bool, out: Path | None) -> None:
+def main(mode: str, rerun: str | None, runs: Path | None, update: bool, out: Path | None) -> None:
     if rerun:
         block = BLOCKS[rerun]
-        out = block.rerun(out or Path(tempfile.mkdtemp(prefix=f"readme-{rerun}-")))
+        if runs is not None:
+            out = runs
+        else:
+            out = out or Path(tempfile.mkdtemp(prefix=f"readme-{rerun}-"))
+            block.run(out)
+        block.collect(out)
         if update:
             RESULTS.mkdir(parents=True, exist_ok=True)
             for name in block.files:
