@@ -99,8 +99,8 @@ def render_main_job(folder: Path) -> str:
                          f"[{float(r['ci_low']):.1f}, {float(r['ci_high']):.1f}]")
         lines.append(f"| {DATASET_TITLES.get(d, d)} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"Accuracy on the test split with its 95 % bootstrap interval; every job trained "
-                 f"{' / '.join(budgets)} (the run's one budget); mean class accuracy and macro-F1 are in "
+    lines.append(f"Accuracy on the test split with its 95 % bootstrap interval; every job trained at the "
+                 f"run's one budget ({' / '.join(budgets)}); mean class accuracy and macro-F1 are in "
                  f"[docs/results/main-job.csv](docs/results/main-job.csv).")
     return "\n".join(lines)
 

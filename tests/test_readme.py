@@ -6,6 +6,7 @@ date)."""
 from __future__ import annotations
 
 import re
+import sys
 import shlex
 from pathlib import Path
 
@@ -89,3 +90,28 @@ def test_the_checker_itself_catches_drift(args, message):
     assert check_call("fer-degrade", ["udc", "--seed=3", "--display", "toled"]).name == "udc"
     with pytest.raises(AssertionError, match=message):
         check_call("fer-degrade", args)
+
+
+def _readme_figures():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_figures", ROOT / "scripts" / "readme_figures.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_readme_figures_are_the_committed_results():
+    """Every measured table in the README is what its committed results file gives
+    (scripts/readme_figures.py --write regenerates them, --rerun re-measures the files)."""
+    mod = _readme_figures()
+    assert mod.readme_differences(README) == []
+
+
+def test_readme_figures_check_catches_an_edited_number():
+    mod = _readme_figures()
+    block = mod.block_pattern("main-job").search(README).group(2)
+    first = re.search(r"\d+\.\d %", block).group(0)
+    edited = README.replace(block, block.replace(first, "99.9 %", 1))
+    assert mod.readme_differences(edited) == ["main-job"]
