@@ -432,7 +432,7 @@ class JobRunner:
                 ckpt = None
         num_classes = len(job.dataset.classes)
         seed_everything(derive_seed(self.seed, "init"))
-        model = plan.build(num_classes)
+        model = plan.build(num_classes, job.dataset.classes)
         stages = job.stage_steps(s)
         if ckpt is not None:
             for st in stages[: ckpt["stage_index"] + 1]:

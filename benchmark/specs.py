@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import inspect
+from collections.abc import Sequence
 import json
 import math
 from dataclasses import dataclass, field
@@ -261,12 +262,17 @@ class ModelPlan:
             return str(sched[0][1])
         return "+".join(f"{st}:{n}" for st, n in sched)
 
-    def build(self, num_classes: int):
-        """The model this plan describes (call under the run's init seed)."""
-        from models import create_model
+    def build(self, num_classes: int, class_names: Sequence[str] | None = None):
+        """The model this plan describes (call under the run's init seed). ``class_names``: the
+        dataset's classes in label order, given to methods that read them (LRDif / LLDif prompt
+        CLIP with them), so a folder with other classes (``classes=present``) is named right."""
+        from models import create_model, get_entry
 
+        extra = {}
+        if class_names is not None and "class_names" in inspect.signature(get_entry(self.spec.name).cls).parameters:
+            extra["class_names"] = list(class_names)
         model = create_model(self.spec.name, self.preset, num_classes, variant=self.spec.variant,
-                             **self.spec.options_dict, recipe=dict(self.recipe_changes))
+                             **self.spec.options_dict, **extra, recipe=dict(self.recipe_changes))
         if tuple(model.stages) != self.stages or model.recipe != self.recipe:
             raise ConfigError(f"{self.spec.label}: the built model trains stages {list(model.stages)} with recipe "
                               f"{model.recipe}, but the plan said {list(self.stages)} with {self.recipe}; "

@@ -35,3 +35,19 @@ def test_dry_run_budget_of_a_variant_that_drops_a_stage():
     assert plan.describe_schedule() == str(plan.recipe.stage_epochs["s1"])
     both = plan_model(MethodSpec("lrdif"), RecipeOverrides(epochs=3), None)
     assert both.describe_schedule() == "s1:3+s2:3"
+
+
+def test_the_dataset_class_names_reach_the_methods_that_read_them(tmp_path):
+    """CK+-like classes (contempt, no neutral): LRDif prompts CLIP with them, and its saved
+    model keeps them; a method without ``class_names`` builds as before."""
+    from benchmark.specs import RecipeOverrides, parse_methods, plan_model
+    from models import load_checkpoint, save_checkpoint
+
+    names = ["anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise"]
+    plan = plan_model(parse_methods("lrdif")[0], RecipeOverrides(), "tiny")
+    model = plan.build(7, names)
+    assert list(model.class_names) == names
+    save_checkpoint(model, tmp_path / "model.pt")
+    assert list(load_checkpoint(tmp_path / "model.pt")[0].class_names) == names
+    scn = plan_model(parse_methods("scn")[0], RecipeOverrides(), "tiny").build(7, names)
+    assert "class_names" not in scn.config["overrides"]
