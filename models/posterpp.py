@@ -47,8 +47,9 @@ from .landmarks import LANDMARK_KINDS, build_landmark_encoder
 from .recipe import Recipe
 from .registry import register_model
 
-#: IR-50 variants the image stream accepts (the stage layout POSTER++ needs).
-IR_BACKBONES = ("ir50", "ir50-tiny")
+#: Trunks the image stream accepts (the stage layout POSTER++ needs: stage i at 1/2^i):
+#: IR-50 variants, and the plain ``cnn-tiny`` of the sample set's tiny preset.
+IR_BACKBONES = ("ir50", "ir50-tiny", "cnn-tiny")
 RESIZE_MODES = ("nearest", "bilinear")
 #: Each cross-attention scale is 1/4, 1/8, 1/16 of the network input (IR-50 stage i is at
 #: 1/2^i, then a stride-2 conv).
@@ -62,9 +63,10 @@ PAPER: dict[str, Any] = {
     "landmarks": "heatmap", "erase_p": 0.5, "erase_scale": (0.02, 0.1),
 }
 TINY: dict[str, Any] = {
-    **PAPER, "backbone": "ir50-tiny", "image_size": 64, "resize_mode": "bilinear",
+    **PAPER, "backbone": "cnn-tiny", "image_size": 64, "resize_mode": "bilinear",
     "dims": (16, 32, 64), "heads": (1, 2, 4), "embed_dim": 64, "vit_heads": 2, "landmarks": "none",
-    "recipe": {"input_size": 64, "epochs": 3, "batch_size": 32, "lr": 1e-3},
+    "erase_p": 0.0, "drop_path": 0.0,
+    "recipe": {"input_size": 64, "epochs": 3, "batch_size": 32, "optimizer": "adam", "lr": 3e-4},
 }
 
 
@@ -83,7 +85,8 @@ class POSTERpp(FERModel):
     """POSTER++ (see the module doc). All arguments are settings of ``create_model("posterpp", ...)``.
 
     Args:
-        backbone: ``"ir50"`` or ``"ir50-tiny"``; only its first three stages are kept.
+        backbone: ``"ir50"``, ``"ir50-tiny"`` or ``"cnn-tiny"`` (the tiny preset's plain trunk,
+            same stage layout); only its first three stages are kept.
         pretrained: IR-50 weights file (MS-Celeb-1M ``ir50.pth``, POSTER++'s ``new_ir50.pth``,
             face.evoLVe ``backbone_ir50_ms1m_*.pth``); the load report is printed and kept as
             ``model.backbone.pretrained_report``. ``None``: from scratch.

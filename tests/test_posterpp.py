@@ -80,9 +80,16 @@ def test_loss_nonzero_with_gradients_in_both_streams():
         assert grads and any(g is not None and g.abs().sum() > 0 for g in grads), f"no gradient reaches {prefix}"
 
 
+def test_tiny_preset_is_the_plain_trunk_with_adam():
+    m = tiny()
+    assert type(m.backbone).__name__ == "PlainCNN" and m.backbone.stage_channels == (8, 16, 32)
+    assert (m.recipe.optimizer, m.recipe.lr) == ("adam", 3e-4)
+    assert (m.erase_p, m.cross.scales[2].drop_rate) == (0.0, 0.0)
+
+
 def test_sam_steps_lower_the_loss_on_a_fixed_batch():
-    m = tiny(landmarks="heatmap")
-    assert m.recipe.optimizer == "sam-adam"
+    m = tiny(backbone="ir50-tiny", landmarks="heatmap")
+    m.recipe = m.recipe.replace(optimizer="sam-adam", lr=1e-3)  # the official optimiser and trunk
     batch = make_batch()
 
     before, after, losses = loss_before_after_fit(m, batch, 6, ctx(seed=99, step=10**6))
@@ -99,7 +106,8 @@ def test_eval_is_deterministic_and_label_free():
 
 def test_randomness_comes_from_the_step_generator():
     batch = make_batch()
-    m1, m2 = tiny(), tiny()
+    kw = {"erase_p": 0.5, "drop_path": (0.0, 0.125, 0.25)}  # the official draws (off in the tiny preset)
+    m1, m2 = tiny(**kw), tiny(**kw)
     m1.train(), m2.train()
     o1 = m1.training_step(batch, ctx(seed=5))
     torch.manual_seed(1234)  # the global generator must not matter
@@ -247,7 +255,7 @@ def test_ir50_weights_load_with_a_key_report(tmp_path):
     full = create_backbone("ir50-tiny", verbose=False)  # all four stages, as face.evoLVe / ir50.pth
     path = tmp_path / "ir50_ms1m.pth"
     torch.save({"state_dict": {f"module.{k}": v for k, v in full.state_dict().items()}, "epoch": 20}, path)
-    m = tiny(pretrained=str(path))
+    m = tiny(backbone="ir50-tiny", pretrained=str(path))
     report = m.backbone.pretrained_report
     assert report.missing == [] and report.mismatched == []
     assert sorted(report.unexpected) == sorted(k for k in full.state_dict() if k.startswith("body.3."))
@@ -258,7 +266,7 @@ def test_ir50_weights_load_with_a_key_report(tmp_path):
     own = {k.replace("body.0.", "body1.0.").replace("body.1.", "body2.0.").replace("body.2.", "body3.0."): v
            for k, v in m.backbone.state_dict().items()}
     torch.save(own, tmp_path / "new_ir50.pth")
-    m2 = tiny(pretrained=str(tmp_path / "new_ir50.pth"))
+    m2 = tiny(backbone="ir50-tiny", pretrained=str(tmp_path / "new_ir50.pth"))
     r2 = m2.backbone.pretrained_report
     assert (len(r2.loaded), r2.missing, r2.unexpected) == (len(m.backbone.state_dict()), [], [])
     x = torch.rand(2, 3, 64, 64)

@@ -21,16 +21,35 @@ from ..blocks.conv_pyramid import ConvStage
 
 class PlainCNN(nn.Module):
     """``len(widths)`` stages of (conv-BN-ReLU) x 2 + max-pool 2; ``forward_features`` gives
-    ``(B, widths[-1], S / 2^n, S / 2^n)``."""
+    ``(B, widths[-1], S / 2^n, S / 2^n)``; ``forward_stages`` the output of every stage (stage
+    ``i`` at ``S / 2^i``, the stage layout of :class:`~models.backbones.ir50.IR50`, so POSTER++
+    can take its first three)."""
 
     def __init__(self, widths: Sequence[int] = (8, 16, 32, 64), in_ch: int = 3):
         super().__init__()
         chans = (in_ch, *widths)
         self.stages = nn.Sequential(*[ConvStage(a, b) for a, b in zip(chans[:-1], chans[1:])])
+        self.stage_channels = tuple(widths)
         self.num_features = widths[-1]
 
     def forward_features(self, x: Tensor) -> Tensor:
         return self.stages(x)
+
+    def forward_stages(self, x: Tensor) -> list[Tensor]:
+        outs = []
+        for stage in self.stages:
+            x = stage(x)
+            outs.append(x)
+        return outs
+
+    def truncate(self, num_stages: int) -> PlainCNN:
+        """Keep only the first ``num_stages`` stages (in place; returns ``self``)."""
+        if not 1 <= num_stages <= len(self.stages):
+            raise ValueError(f"PlainCNN.truncate: num_stages must be in 1..{len(self.stages)}, got {num_stages}")
+        self.stages = self.stages[:num_stages]
+        self.stage_channels = self.stage_channels[:num_stages]
+        self.num_features = self.stage_channels[-1]
+        return self
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_features(x)
