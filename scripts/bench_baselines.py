@@ -21,8 +21,8 @@ same way. A smoke figure ("does it learn at all"), not the benchmark: the runner
 
 Methods needing landmarks (``posterpp-heatmap`` = POSTER++ tiny with ``landmarks="heatmap"``) get
 dlib's 68 points of the sample images (``fercore.landmarks.landmarks_for``, cached under
-``$FER_CACHE``), flipped with the image. With ``--warm-start`` every backbone family (the tiny
-ResNet-18, POSTER++'s tiny IR-50) gets its own plain model trained first.
+``$FER_CACHE``), flipped with the image. With ``--warm-start`` every backbone family the tiny
+presets use (``cnn-tiny``, the tiny ResNet-18 / IR-50) gets its own plain model trained first.
 """
 
 from __future__ import annotations
@@ -152,8 +152,12 @@ def _flip_points(points: torch.Tensor) -> torch.Tensor:
 
 
 def _plain_backbone(name: str) -> str:
-    """The backbone of the plain reference a method warm-starts from."""
-    return "ir50-tiny" if VARIANTS.get(name, (name,))[0] == "posterpp" else "resnet18-tiny"
+    """The backbone of the plain reference a method warm-starts from: its tiny preset's trunk."""
+    from models.registry import resolve_config
+
+    method, opts = VARIANTS.get(name, (name, {}))
+    kwargs, _ = resolve_config(method, "tiny", None, **opts)
+    return kwargs.get("backbone", "resnet18-tiny")
 
 
 def train_on_sample(name: str, xtr, ytr, xte, yte, epochs: int, seed: int, batch: int,
