@@ -57,6 +57,9 @@ class Identity(Degradation):
     def param_names(self) -> list[str]:
         return []
 
+    def noise_kind(self) -> str:
+        return "none"  # no noise field to draw: augmentations skip it
+
     def sample_params(self, rng: np.random.Generator) -> dict[str, float]:
         return {}
 

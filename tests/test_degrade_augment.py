@@ -172,3 +172,15 @@ def test_tensor_checks_one_error_type_and_skippable_value_checks():
     finally:
         set_value_checks(old)
     assert per_sample(2.0, 3, "g", x).tolist() == [2.0, 2.0, 2.0]
+
+
+def test_severity_zero_augmentations_are_the_identity_and_draw_no_noise():
+    """Severity 0 is the Identity degradation: both augmentations build from it, return the
+    images unchanged at p=1 and draw no noise field."""
+    from degrade.lowlight import LowLightAugment
+    from degrade.udc import UDCAugment
+
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    for aug in (UDCAugment("toled", p=1.0, severity=0, seed=0), LowLightAugment("lldif", p=1.0, severity=0, seed=0)):
+        assert aug.degradation.noise_kind() == "none"
+        assert torch.equal(aug(x), x), type(aug).__name__

@@ -13,10 +13,9 @@ import numpy as np
 import torch
 
 from fercore.errors import ConfigError
-from fercore.imageio import read_image
+from fercore.imageio import IMAGE_EXTENSIONS, read_image
 
 #: Image file extensions a pair folder may hold.
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ def _images(folder: Path, flag: str) -> dict[str, Path]:
         raise ConfigError(f"{folder}: not a folder", flag=flag)
     out: dict[str, Path] = {}
     for p in sorted(folder.iterdir()):
-        if p.is_file() and p.suffix.lower() in EXTENSIONS:
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS:
             if p.stem in out:
                 raise ConfigError(f"{folder}: two images named {p.stem!r} ({out[p.stem].name}, {p.name})", flag=flag)
             out[p.stem] = p

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from ..augment import DegradationAugment
+from ..severity import Identity
 from .degradation import UDC, make_udc
 
 
@@ -37,7 +38,8 @@ class UDCAugment(DegradationAugment):
         if isinstance(udc, str):
             udc = make_udc(udc, **settings)
         super().__init__(udc, p=p, same_on_batch=same_on_batch, keepdim=keepdim, seed=seed, generator=generator)
-        self.flags = {"display": udc.display.name}
+        # severity 0 is the Identity degradation, which has no display, only the preset's name
+        self.flags = {"display": udc.preset if isinstance(udc, Identity) else udc.display.name}
 
     @property
     def udc(self) -> UDC:
