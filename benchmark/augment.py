@@ -90,7 +90,7 @@ class AugmentConfig:
             raise ConfigError(f"crop_scale must be in (0, 1], got {self.crop_scale}", flag="augment.crop_scale")
         for name in ("hflip_p", "erase_p", "udc_p", "ll_p"):
             if not 0 <= getattr(self, name) <= 1:
-                raise ConfigError(f"must be a probability, got {getattr(self, name)}", flag=f"augment.{name}")
+                raise ConfigError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}", flag="--aug")
         lo, hi = self.rrc_scale
         if not 0 < lo <= hi <= 1:
             raise ConfigError(f"rrc_scale must satisfy 0 < lo <= hi <= 1, got {self.rrc_scale}",

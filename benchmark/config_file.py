@@ -165,7 +165,8 @@ def replay_options(path: str | Path) -> tuple[dict[str, Any], list[str]]:
         key = json.dumps({"options": cfg["options"], "imports": cfg.get("imports", [])}, sort_keys=True)
         configs.setdefault(key, []).append(f.parent)
     if len(configs) > 1:
-        examples = ", ".join(str(v[0]) for v in configs.values())
+        firsts = [str(v[0]) for v in configs.values()]
+        examples = ", ".join(firsts[:3]) + (f" and {len(firsts) - 3} more" if len(firsts) > 3 else "")
         raise ConfigError(f"{p} holds jobs of {len(configs)} different `fer-bench run` invocations; replay one "
                           f"job folder (e.g. {examples})", flag="--from")
     cfg = json.loads(found[0].read_text(encoding="utf-8"))

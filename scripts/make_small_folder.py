@@ -39,11 +39,16 @@ def main(out: Path, people: str, per_class: int, seed: int) -> None:
     from fercore.errors import ConfigError
     from fercore.sample.build import build_sample
 
-    if "-" in people:
-        a, b = (int(x) for x in people.split("-", 1))
-        wanted = set(range(a, b + 1))
-    else:
-        wanted = {int(x) for x in people.split(",") if x.strip()}
+    try:
+        if "-" in people:
+            a, b = (int(x) for x in people.split("-", 1))
+            wanted = set(range(a, b + 1))
+        else:
+            wanted = {int(x) for x in people.split(",") if x.strip()}
+    except ValueError:
+        raise click.BadParameter(f"not a people list: {people!r} (use 51-60 or 1,5,9)", param_hint="--people") from None
+    if not wanted:
+        raise click.BadParameter(f"{people!r} selects nobody (use 51-60 or 1,5,9)", param_hint="--people")
     if not 1 <= per_class <= 5:
         raise click.BadParameter("must be 1-5 (the sample set has 5 photos per person and expression)",
                                  param_hint="--per-class")

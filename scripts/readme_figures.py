@@ -40,7 +40,7 @@ import click
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from fercore.atomic import atomic_write_bytes  # noqa: E402
+from fercore.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 
 README = ROOT / "README.md"
 RESULTS = ROOT / "docs" / "results"
@@ -116,7 +116,6 @@ def run_main_job(out: Path) -> None:
 def collect_main_job(out: Path) -> None:
     """``out/main-job.csv`` from the runs folder ``out``."""
     from benchmark.results import find_results
-    from fercore.atomic import atomic_write_text
 
     rows = []
     for r in find_results(out):
@@ -244,14 +243,14 @@ def main(mode: str, rerun: str | None, runs: Path | None, update: bool, out: Pat
             if len(old) != len(new):
                 diffs.append(f"{name}: rows: file {len(old)}, now {len(new)}")
             diffs += [f"{name} row {i + 1} {k}: file {o.get(k)!r}, now {n.get(k)!r}"
-                      for i, (o, n) in enumerate(zip(old, new)) for k in o if o.get(k) != n.get(k)]
+                      for i, (o, n) in enumerate(zip(old, new)) for k in {**o, **n} if o.get(k) != n.get(k)]
         for d in diffs:
             click.echo(d)
         click.echo(f"{rerun}: {'identical' if not diffs else f'{len(diffs)} differences'} ({out})")
         sys.exit(1 if diffs else 0)
     text = README.read_text()
     if mode == "write":
-        README.write_text(expected_readme(text))
+        atomic_write_text(README, expected_readme(text))
         click.echo(f"{README}: blocks {', '.join(BLOCKS)} regenerated")
         return
     bad = readme_differences(text)
