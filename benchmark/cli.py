@@ -152,42 +152,21 @@ def weights_convert(src: str, dst: str, trust_code: bool) -> None:
 
 
 def _add_benchmark_commands() -> None:
-    """``run``, ``tables``, ``figures`` and ``reproduce`` (benchmark/commands.py)."""
+    """``run``, ``tables``, ``figures``, ``reproduce``, ``robustness`` (benchmark/commands.py) and
+    ``report`` (benchmark/report.py); then ``--import MODULE`` on the group and every command
+    (fercore/plugins.py)."""
+    from fercore.plugins import add_import_option
+
     from .commands import COMMANDS
+    from .report import report_cmd
 
     for cmd in COMMANDS:
         main.add_command(cmd)
-
-
-_add_benchmark_commands()
-
-
-def _add_report_command() -> None:
-    """``report`` (benchmark/report.py)."""
-    from .report import report_cmd
-
     main.add_command(report_cmd)
-
-
-_add_report_command()
-def _add_plugin_option() -> None:
-    """``--import MODULE`` on the group and every command (fercore/plugins.py)."""
-    from fercore.plugins import add_import_option
-
     add_import_option(main)
 
 
-_add_plugin_option()
-
-
-def _add_robustness_command() -> None:
-    """``robustness`` (benchmark/commands.py, engine in benchmark/robustness.py)."""
-    from .commands import robustness_cmd
-
-    main.add_command(robustness_cmd)
-
-
-_add_robustness_command()
+_add_benchmark_commands()
 
 
 if __name__ == "__main__":

@@ -277,4 +277,4 @@ def robustness_cmd(data: DataOptions, opts: ExecOptions, **rob: Any) -> None:
         sys.exit(1)
 
 
-COMMANDS = (run_cmd, tables_cmd, figures_cmd, reproduce_cmd)
+COMMANDS = (run_cmd, tables_cmd, figures_cmd, reproduce_cmd, robustness_cmd)

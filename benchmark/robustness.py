@@ -39,7 +39,6 @@ E_ref,clean)``, ``relative mCE`` its mean. Lower is better; the reference scores
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import re
 import time
@@ -56,7 +55,7 @@ from .robustness_plots import EACH, regimes
 
 if TYPE_CHECKING:
     from .datasets import DataSettings, ResolvedDataset
-    from .runner import Job, RunSettings
+    from .runner import Job, JobRunner, RunSettings
 
 #: Columns of ``robustness.csv``.
 ROBUSTNESS_COLUMNS = ("method", "train_set", "test_degradation", "severity", "seed", "accuracy",
@@ -221,13 +220,6 @@ def plan_robustness(rob: RobustnessOptions, data: DataSets, opts: ExecOptions) -
 
 
 # ------------------------------------------------------------------------------- evaluation
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
 def eval_paths(run_dir: Path, test: TestSet) -> tuple[Path, Path]:
     """(``robustness/<test>.json``, ``robustness/<test>.npz``) of a job folder."""
     d = Path(run_dir) / "robustness"
@@ -240,16 +232,24 @@ class Evaluator:
     def __init__(self, settings: RunSettings, info, progress=None):
         self.settings, self.info, self.progress = settings, info, progress
         self._tables: dict[tuple[str, int], Any] = {}
+        self._digests: dict[tuple[str, int, int], str] = {}  # model.pt (path, size, mtime) -> sha256
         self.counts = {"evaluated": 0, "cached": 0}
 
     def forget_tables(self) -> None:
         self._tables.clear()
 
-    def identity(self, job: Job, test: TestSet, split: str) -> dict[str, Any]:
+    def _model_digest(self, path: Path) -> str:
+        """sha256 of a job's ``model.pt``, read once per file version (not once per test set)."""
         from fercore.hashing import sha256_file
 
-        d = job.run_dir(self.settings)
-        return {"job": job.hash(self.settings), "model_sha256": sha256_file(d / "model.pt"),
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        if key not in self._digests:
+            self._digests[key] = sha256_file(path)
+        return self._digests[key]
+
+    def identity(self, runner: JobRunner, test: TestSet, split: str) -> dict[str, Any]:
+        return {"job": runner.hash, "model_sha256": self._model_digest(runner.dir / "model.pt"),
                 "test": test.label, "test_identity": test.dataset.identity, "split": split,
                 "limit_test": self.settings.limit_test, "eval_batch_size": self.settings.eval_batch_size,
                 "version": EVAL_VERSION}
@@ -278,7 +278,7 @@ class Evaluator:
         from .augment import Augmenter
         from .data import item_meta
         from .metrics import classification_metrics
-        from .runner import JobRunner, _write_json
+        from .runner import JobRunner, _read_json, _write_json
         from .specs import config_hash
         from .stats import bootstrap_ci
 
@@ -288,10 +288,13 @@ class Evaluator:
         split = "test" if "test" in splits else ("val" if "val" in splits else None)
         if split is None:
             raise DataError(f"{test.label} has no test (or val) split", src.root)
+        classes = job.dataset.classes
+        if tuple(src.classes) != tuple(classes):
+            raise DataError(f"{test.label} has classes {list(src.classes)}, the model {list(classes)}", src.root)
         runner = JobRunner(job, s, info, self.progress)
         if not (runner.dir / "model.pt").is_file():
             raise DataError("no trained model (model.pt) in the job folder", runner.dir)
-        ident = self.identity(job, test, split)
+        ident = self.identity(runner, test, split)
         key = config_hash(ident)
         js, npz = eval_paths(runner.dir, test)
         prev = _read_json(js)
@@ -312,9 +315,6 @@ class Evaluator:
         meta = item_meta(src, table.ids) if "meta" in needs else None
         logits, _ = runner.evaluate(model, table, landmarks, f"{job.title}: test on {test.label}", meta)
         runner.bar.close()
-        classes = job.dataset.classes
-        if tuple(src.classes) != tuple(classes):
-            raise DataError(f"{test.label} has classes {list(src.classes)}, the model {list(classes)}", src.root)
         m = classification_metrics(logits, table.labels, classes)
         lo, hi = bootstrap_ci(table.labels, logits.argmax(1), len(classes),
                               seed=derive_seed(job.seed, "robustness"), key=(key,))
