@@ -104,8 +104,7 @@ def run_bench(datasets: list[str], out: Path, *, udc: str | None, ll: str | None
     cmd = [*fer_bench(), "run", "--methods", a["methods"], "--datasets", ",".join(datasets), "--out", str(out),
            "--seeds", a["seeds"], "--threads", str(a["threads"]), "--no-report", "--no-save-features",
            "--no-eval-clean", "--eval-every", "0"]
-    if a["epochs"] is not None:
-        cmd += ["--epochs", str(a["epochs"])]
+    cmd += ["--epochs", str(a["epochs"])]
     if udc:
         cmd += ["--udc-display", udc]
     if ll:
@@ -139,6 +138,13 @@ def copies(base: str, udc: list[str], ll: list[str]) -> list[dict]:
     rows += [{"copy": f"udc-{base} ({d})", "kind": "udc", "preset": d, "dataset": f"udc-{base}"} for d in udc]
     rows += [{"copy": f"ll-{base} ({p})", "kind": "lowlight", "preset": p, "dataset": f"ll-{base}"} for p in ll]
     return rows
+
+
+def copy_key(name: str, udc: str | None, ll: str | None) -> tuple[str, str]:
+    """``(dataset, preset)`` of one copy's results: its UDC display or low-light preset, ``""`` for clean."""
+    if name.startswith("udc-"):
+        return name, udc
+    return (name, ll) if name.startswith("ll-") else (name, "")
 
 
 def safe(text: str) -> str:
@@ -197,7 +203,7 @@ def _fmt(v) -> str:
 @click.option("--lowlight", "ll_list", default="lldif", show_default=True, help="Low-light presets (comma-separated).")
 @click.option("--methods", default="cnn", show_default=True, help="fer-bench method spec (one method recommended).")
 @click.option("--seeds", default="0", show_default=True, help="Training seeds, e.g. 0 or 0,1,2 (mean over seeds).")
-@click.option("--epochs", type=int, default=8, show_default=True, help="Epochs per job (none: the recipe's).")
+@click.option("--epochs", type=int, default=8, show_default=True, help="Epochs per job (the same for every copy).")
 @click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads per job.")
 @click.option("--full-cnn", is_flag=True, help="Use the cnn method's own recipe, not the quick configuration.")
 @click.option("--bench-arg", "bench_args", multiple=True, metavar="'--FLAG VALUE'",
@@ -239,14 +245,12 @@ def main(src, root, src_opts, udc_list, ll_list, methods, seeds, epochs, threads
                 csv = run_bench(datasets, folder, udc=d, ll=p, a=a, log=log)
             except Failure as exc:
                 for name in datasets:
-                    kind = "udc" if name.startswith("udc-") else "lowlight" if name.startswith("ll-") else "clean"
-                    errors[(name, d if kind == "udc" else p if kind == "lowlight" else "")] = str(exc)
+                    errors[copy_key(name, d, p)] = str(exc)
                 click.echo(f"  {exc}", err=True)
                 continue
             res = pd.read_csv(csv)
             for name in datasets:
-                kind = "udc" if name.startswith("udc-") else "lowlight" if name.startswith("ll-") else "clean"
-                key = (name, d if kind == "udc" else p if kind == "lowlight" else "")
+                key = copy_key(name, d, p)
                 results[key] = [float(x) for x in res.loc[res["dataset"] == name, "accuracy"]]
                 if "n_test" in res.columns:
                     n_test.extend(int(x) for x in res.loc[res["dataset"] == name, "n_test"].dropna())
@@ -254,7 +258,7 @@ def main(src, root, src_opts, udc_list, ll_list, methods, seeds, epochs, threads
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
 
-    clean_acc = np.mean(results.get((src, ""), [np.nan])) if results.get((src, "")) else np.nan
+    clean_acc = np.mean(results[(src, "")]) if results.get((src, "")) else np.nan
     rows = []
     for c in plan:
         key = (c["dataset"], c["preset"])
