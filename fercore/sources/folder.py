@@ -146,9 +146,10 @@ class Folder(Source):
         return [(None, d) for d in top]
 
     @staticmethod
-    def _images(cdir: Path) -> Iterable[Path]:
-        return (p for p in sorted(cdir.rglob("*")) if p.is_file() and not p.name.startswith(".")
-                and p.suffix.lower() in IMAGE_EXTENSIONS)
+    def _has_image(cdir: Path) -> bool:
+        """Whether a class folder holds an image (stops at the first one found)."""
+        return any(p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
+                   for p in cdir.rglob("*"))
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -156,7 +157,7 @@ class Folder(Source):
             mode = self.opts["classes"]
             if mode == "present":
                 names = {canonical_class(c.name, self._aliases) for _, c in self._layout()
-                         if next(iter(self._images(c)), None) is not None}
+                         if self._has_image(c)}
                 self._classes = tuple(c for c in BASIC8 if c in names)
                 if not self._classes:
                     raise DataError("classes=present: no class folder with a known name holds an image",
@@ -169,7 +170,8 @@ class Folder(Source):
         return self._classes
 
     def _scan(self, issues: Issues) -> list[Record]:
-        found: list[tuple[str | None, str, Path, str]] = []  # (split, class, path, path inside class folder)
+        # (split, class, path, path inside the class folder, path inside the root)
+        found: list[tuple[str | None, str, Path, str, str]] = []
         layout = self._layout()
         for split, cdir in layout:
             cls = canonical_class(cdir.name, self._aliases)
@@ -190,17 +192,16 @@ class Folder(Source):
                 if p.suffix.lower() not in IMAGE_EXTENSIONS:
                     issues.extra(p)
                     continue
-                found.append((split, cls, p, p.relative_to(cdir).as_posix()))
+                found.append((split, cls, p, p.relative_to(cdir).as_posix(), p.relative_to(self.root).as_posix()))
         if not found and issues.report is None:
             raise DataError("no images found in the class folders", self.root)
         splits = self._assign_splits(found, has_split_folders=layout[0][0] is not None)
         records = []
-        for (_, cls, p, _), s in zip(found, splits):
-            rel = p.relative_to(self.root).as_posix()
+        for (_, cls, p, _, rel), s in zip(found, splits):
             records.append(Record(rel.rsplit(".", 1)[0], s, self.classes.index(cls), cls, rel, path=p))
         return records
 
-    def _assign_splits(self, found: list[tuple[str | None, str, Path, str]], has_split_folders: bool) -> list[str]:
+    def _assign_splits(self, found: list[tuple[str | None, str, Path, str, str]], has_split_folders: bool) -> list[str]:
         """Each image's split (see the module docstring); fills :attr:`split_info`."""
         o = self.opts
         if has_split_folders:
@@ -208,10 +209,10 @@ class Folder(Source):
                 raise ConfigError("subject= and folds= split a tree without split folders (root/<class>/<image>); "
                                   f"{self.root} already has train/test folders", flag="--src-opt")
             self.split_info = {"by": "split folders"}
-            return [s for s, _, _, _ in found]
+            return [f[0] for f in found]
         if not found:  # data check on a tree without images: reported, nothing to split
             return []
-        ids = [p.relative_to(self.root).as_posix().rsplit(".", 1)[0] for _, _, p, _ in found]
+        ids = [rel.rsplit(".", 1)[0] for *_, rel in found]  # the records' ids
         seed = o["split_seed"]
         if self._subject is None:
             if o["folds"]:
@@ -222,7 +223,7 @@ class Folder(Source):
             self.split_info = {"by": "image", "test_fraction": frac, "split_seed": seed}
             return ["test" if (derive_seed(seed, "folder-split", i) % 10_000) < frac * 10_000 else "train"
                     for i in ids]
-        subjects = [self._subject_of(inner, found) for _, _, _, inner in found]
+        subjects = [self._subject_of(f[3], found) for f in found]
         people = sorted(set(subjects))
         if len(people) < 2:
             raise ConfigError(f"subject={o['subject']!r} finds one person ({people[0]!r}) in {len(found)} images; "
@@ -241,12 +242,12 @@ class Folder(Source):
                               else {"test_fraction": o["test_fraction"]})}
         return ["test" if s in test else "train" for s in subjects]
 
-    def _subject_of(self, inner: str, found: list[tuple[str | None, str, Path, str]]) -> str:
+    def _subject_of(self, inner: str, found: list[tuple[str | None, str, Path, str, str]]) -> str:
         m = self._subject.search(inner)
         if m is not None and m.group(1):
             return m.group(1)
         pattern = self.opts["subject"]
-        misses = [x for _, _, _, x in found if not ((mm := self._subject.search(x)) and mm.group(1))]
+        misses = [f[3] for f in found if not ((mm := self._subject.search(f[3])) and mm.group(1))]
         if len(misses) == len(found):
             raise ConfigError(f"subject={pattern!r} matches no image (e.g. {inner!r}, searched in the path "
                               "inside its class folder)", flag="--src-opt")
