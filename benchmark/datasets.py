@@ -37,7 +37,7 @@ from fercore.errors import ConfigError, DataError
 from fercore.hashing import sha256_file
 from fercore.options import parse_options
 from fercore.progress import console
-from fercore.sources import ALIASES, SOURCES, get_source
+from fercore.sources import SOURCE_ALIASES, SOURCES, get_source
 from fercore.sources.base import Source
 
 #: Run-record files a degraded copy may carry (the first one found is recorded).
@@ -48,7 +48,7 @@ READY_MARKER = "bench-ready.json"
 
 def base_names() -> dict[str, str]:
     """Every accepted spelling of a base dataset -> the registered source's name."""
-    return {**ALIASES, **{n: n for n in SOURCES}}
+    return {**SOURCE_ALIASES, **{n: n for n in SOURCES}}
 
 
 def degradation_names() -> tuple[str, ...]:

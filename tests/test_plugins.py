@@ -190,10 +190,10 @@ def test_udc_and_ll_are_registered_like_plugins_and_sources_are_open():
         with pytest.raises(ValueError, match="registered twice"):
             register_source(type("Other", (Folder,), {"name": "myfaces"}))
     finally:
-        from fercore.sources import ALIASES
+        from fercore.sources import SOURCE_ALIASES
 
         SOURCES.pop("myfaces", None)
-        ALIASES.pop("my-faces", None)
+        SOURCE_ALIASES.pop("my-faces", None)
 
 
 MODEL = '''

@@ -30,7 +30,7 @@ from .sample import Sample
 
 SOURCES: dict[str, type[Source]] = {}
 #: Other spellings of source names in dataset names (``RAF-DB``, ``FER+``) -> the source's name.
-ALIASES: dict[str, str] = {}
+SOURCE_ALIASES: dict[str, str] = {}
 
 
 def register_source(cls: type[Source], aliases: Iterable[str] = ()) -> type[Source]:
@@ -48,7 +48,7 @@ def register_source(cls: type[Source], aliases: Iterable[str] = ()) -> type[Sour
         raise ValueError(f"source {name!r} registered twice ({old.__module__} and {cls.__module__})")
     SOURCES[name] = cls
     for a in aliases:
-        ALIASES[a.lower()] = name
+        SOURCE_ALIASES[a.lower()] = name
     return cls
 
 
@@ -66,5 +66,5 @@ def get_source(name: str, root: str | Path | None = None, **options: Any) -> Sou
     return cls(root, **options)
 
 
-__all__ = ["ALIASES", "SOURCES", "register_source", "SPLITS", "CheckReport", "Option", "Record", "Source", "get_source",
+__all__ = ["SOURCE_ALIASES", "SOURCES", "register_source", "SPLITS", "CheckReport", "Option", "Record", "Source", "get_source",
            "majority_label"]
