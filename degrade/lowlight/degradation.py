@@ -207,8 +207,7 @@ def parse_preset_settings(entries: dict[str, Any], where: str = "preset") -> tup
 def lowlight_from_settings(name: str, entries: dict[str, Any]) -> LowLight:
     """A :class:`LowLight` from a preset file's ``settings`` object (e.g. a fit in progress)."""
     ranges, settings = parse_preset_settings(entries, name)
-    defaults = {k: default for k, (default, _) in SETTINGS.items()}
-    return LowLight(name, ranges, {**defaults, **settings})
+    return LowLight(name, ranges, settings)  # LowLight fills every setting not given with its default
 
 
 def make_lowlight(preset: str = "lldif", severity: int | None = None, **overrides: Any) -> LowLight | Identity:
