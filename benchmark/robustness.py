@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 ROBUSTNESS_COLUMNS = ("method", "train_set", "test_degradation", "severity", "seed", "accuracy",
                       "mean_class_accuracy", "ci_low", "ci_high", "n_test")
 #: Bumped when an evaluation's outputs change for the same inputs (enters its identity).
-EVAL_VERSION = 1
+EVAL_VERSION = 2  # 2: bootstrap resamples keyed by the test set, not the evaluation's identity
 _TRAIN_ON = re.compile(r"^([a-z0-9]+)-s([1-5])$")
 
 
@@ -317,7 +317,7 @@ class Evaluator:
         runner.bar.close()
         m = classification_metrics(logits, table.labels, classes)
         lo, hi = bootstrap_ci(table.labels, logits.argmax(1), len(classes),
-                              seed=derive_seed(job.seed, "robustness"), key=(key,))
+                              seed=derive_seed(job.seed, "robustness"), key=(test.label,))
         rec = {"eval_hash": key, "identity": ident, "test_set": test.label, "test_degradation": test.degradation,
                "severity": test.severity, "accuracy": m["accuracy"], "mean_class_accuracy": m["mean_class_accuracy"],
                "macro_f1": m["macro_f1"], "ci_low": lo, "ci_high": hi, "n_test": m["n"],

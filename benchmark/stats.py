@@ -7,8 +7,9 @@ Both work from the predictions each job keeps (``predictions.npz``: test ``ids``
   test set (with replacement), the metric on each, the 2.5th and 97.5th percentiles. With
   several seeds of one configuration (the same test set), each resample is scored for every
   seed and the seeds' mean taken, so the interval is that of the seed mean. Resamples are
-  drawn from a seed derived from the configuration's identity (never from the order jobs
-  finished in), so the same runs give the same interval.
+  drawn from a seed derived from the test set's name and the seeds (never from the order jobs
+  finished in, nor from the code's fingerprint), so the same predictions give the same
+  interval, and every method of a table is resampled on the same images.
 * :func:`mcnemar` -- McNemar's test of two classifiers on the same test images: ``b`` images
   only the first gets right, ``c`` only the second; exact two-sided binomial p-value when
   ``b + c < 25``, else the chi-square statistic with continuity correction.
@@ -168,7 +169,9 @@ def runs_interval(results: list[dict[str, Any]], metric: str = "accuracy", *, n_
     if any(s is None for s in stamps):
         return None
     k = len(results[0].get("classes") or [])
-    key = (results[0].get("config_hash"), metric, *sorted(int(r["seed"]) for r in results))
+    # resamples keyed by the test set and seeds, not the configuration: every method of a table
+    # is resampled on the same images (a paired bootstrap), and editing code leaves intervals be
+    key = (results[0].get("dataset"), metric, *sorted(int(r["seed"]) for r in results))
     return _interval(stamps, metric, k, key, n_boot, level)
 
 
