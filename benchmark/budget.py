@@ -17,7 +17,10 @@ epochs: an explicit, unequal budget).
 How the runner trains a stage of ``S`` steps when an epoch has ``P`` batches: ``ceil(S / P)``
 epochs, the last one stopped after ``S - (epochs - 1) * P`` steps; the per-epoch learning-rate
 schedule spans ``S / P`` (fractional) epochs, so a cosine schedule reaches its end at the
-stage's last epoch.
+stage's last epoch. Under a budget, a schedule stated in epochs (step, multistep, exponential)
+is stretched the same way: the recipe's ``E`` epochs of the stage map onto the stage's ``S / P``,
+so the learning rate at the end of the budget is what the recipe has at the end of its epochs,
+whatever the set's size (:attr:`StageSteps.schedule_scale`).
 """
 
 from __future__ import annotations
@@ -107,6 +110,8 @@ class StageSteps:
         steps_per_epoch: batches in one epoch of the training set.
         epochs: epochs the stage runs (the last one stops after the remaining steps).
         images: training images the steps see.
+        recipe_epochs: under a budget, the epochs the recipe gives the stage (its schedule is
+            stated over them); ``None`` when training by epochs (the schedule runs as stated).
     """
 
     stage: str
@@ -114,19 +119,35 @@ class StageSteps:
     steps_per_epoch: int
     epochs: int
     images: int
+    recipe_epochs: int | None = None
 
     @property
     def schedule_epochs(self) -> float:
         """The (fractional) epochs the learning-rate schedule spans: ``steps / steps_per_epoch``."""
         return self.steps / self.steps_per_epoch
 
+    @property
+    def schedule_scale(self) -> float:
+        """Recipe epochs per trained epoch: how fast an epoch-stated schedule (step, multistep,
+        exponential) advances, so that it ends where the recipe's ends. 1 when training by epochs.
+
+        >>> StageSteps("main", 300, 5, 60, 9600, recipe_epochs=3).schedule_scale
+        0.05
+        """
+        if not self.recipe_epochs:
+            return 1.0
+        return self.recipe_epochs / self.schedule_epochs
+
     def steps_in_epoch(self, epoch: int) -> int:
         """Steps of the stage's ``epoch`` (0-based): all of them, the remainder in the last."""
         return min(self.steps_per_epoch, self.steps - epoch * self.steps_per_epoch)
 
     def to_dict(self) -> dict[str, int | str]:
-        return {"stage": self.stage, "steps": self.steps, "epochs": self.epochs, "images": self.images,
-                "steps_per_epoch": self.steps_per_epoch}
+        d = {"stage": self.stage, "steps": self.steps, "epochs": self.epochs, "images": self.images,
+             "steps_per_epoch": self.steps_per_epoch}
+        if self.recipe_epochs:
+            d["recipe_epochs"] = self.recipe_epochs
+        return d
 
 
 def epoch_shape(n_train: int, batch_size: int, drop_last: bool = True) -> tuple[int, list[int]]:
@@ -139,12 +160,14 @@ def epoch_shape(n_train: int, batch_size: int, drop_last: bool = True) -> tuple[
     return len(sizes), sizes
 
 
-def stage_steps(stage: str, steps: int, n_train: int, batch_size: int, drop_last: bool = True) -> StageSteps:
-    """A stage of ``steps`` optimiser steps on ``n_train`` images (see the module docstring)."""
+def stage_steps(stage: str, steps: int, n_train: int, batch_size: int, drop_last: bool = True,
+                recipe_epochs: int | None = None) -> StageSteps:
+    """A stage of ``steps`` optimiser steps on ``n_train`` images (see the module docstring);
+    ``recipe_epochs``: under a budget, the recipe's epochs for the stage."""
     per_epoch, sizes = epoch_shape(n_train, batch_size, drop_last)
     full, rest = divmod(steps, per_epoch)
     images = full * sum(sizes) + sum(sizes[:rest])
-    return StageSteps(stage, steps, per_epoch, math.ceil(steps / per_epoch), images)
+    return StageSteps(stage, steps, per_epoch, math.ceil(steps / per_epoch), images, recipe_epochs)
 
 
 def split_steps(total: int, shares: list[tuple[str, float]]) -> list[tuple[str, int]]:

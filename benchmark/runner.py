@@ -66,7 +66,8 @@ from .trainlog import TrainLog
 
 #: Bumped when a change to the pipeline changes results (enters the config hash).
 #: 2: evaluation noise per item (seed, item id), no longer per evaluation batch.
-PIPELINE_VERSION = 2
+#: 3: under a budget, step / multistep / exponential schedules stretched over the budget's epochs.
+PIPELINE_VERSION = 3
 
 
 @dataclass
@@ -470,7 +471,7 @@ class JobRunner:
                 if not (ckpt is not None and si == start_stage):
                     model.begin_stage(stage)
                 optimizer = build_optimizer(model, model.recipe)
-                scheduler = build_scheduler(optimizer, model.recipe, epochs=st.schedule_epochs)
+                scheduler = build_scheduler(optimizer, model.recipe, epochs=st.schedule_epochs, scale=st.schedule_scale)
                 if ckpt is not None and si == start_stage and first > 0:
                     optimizer.load_state_dict(ckpt["optimizer"])
                     scheduler.load_state_dict(ckpt["scheduler"])

@@ -241,16 +241,19 @@ class ModelPlan:
         """The stages that train (in order) and their steps on ``n_train`` training images.
 
         ``budget``: its steps (``ceil(images / batch)`` for an images budget) split over the
-        stages by :meth:`models.recipe.Recipe.stage_shares`; ``None``: the recipe's epochs
-        (:attr:`schedule`). Stages that get 0 steps are left out.
+        stages by :meth:`models.recipe.Recipe.stage_shares`, each stage's learning-rate schedule
+        stretched over its steps (:attr:`benchmark.budget.StageSteps.schedule_scale`); ``None``: the
+        recipe's epochs (:attr:`schedule`). Stages that get 0 steps are left out.
         """
         bs = self.recipe.batch_size
         if budget is None:
             per_epoch, _ = epoch_shape(n_train, bs, drop_last)
             parts = [(st, n * per_epoch) for st, n in self.schedule]
+            out = [stage_steps(st, n, n_train, bs, drop_last) for st, n in parts if n > 0]
         else:
             parts = split_steps(budget.steps(bs), self.recipe.stage_shares(self.stages))
-        out = [stage_steps(st, n, n_train, bs, drop_last) for st, n in parts if n > 0]
+            epochs = dict(self.schedule)
+            out = [stage_steps(st, n, n_train, bs, drop_last, recipe_epochs=epochs.get(st)) for st, n in parts if n > 0]
         if not out:
             raise ConfigError(f"{self.spec.label}: no stage has a step to train", flag="--budget")
         return out

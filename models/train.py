@@ -97,8 +97,17 @@ def build_optimizer(model: FERModel, recipe: Recipe | None = None) -> torch.opti
     return base(groups, **kw)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, epochs: int | None = None):
-    """A per-epoch ``LambdaLR`` implementing the recipe's warm-up and schedule."""
+def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, epochs: float | None = None,
+                    scale: float = 1.0):
+    """A per-epoch ``LambdaLR`` implementing the recipe's warm-up and schedule.
+
+    ``epochs``: the epochs a cosine schedule spans (default the recipe's). ``scale``: recipe
+    epochs per trained epoch, for the schedules stated in epochs (step, multistep, exponential):
+    under a training budget the runner stretches them over the budget's epochs
+    (:attr:`benchmark.budget.StageSteps.schedule_scale`), so a 3-epoch recipe's decay trained for
+    60 epochs of a small set ends where it ends after 3, not 57 epochs later. Warm-up stays in
+    trained epochs.
+    """
     r = recipe
     total = epochs if epochs is not None else r.epochs
     a = dict(r.schedule_args)
@@ -107,7 +116,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, epochs: in
     def factor(epoch: int) -> float:
         if warm and epoch < warm:
             return (epoch + 1) / warm
-        e = epoch - warm
+        e = (epoch - warm) * scale  # in recipe epochs
         if r.schedule == "step":
             return a.get("gamma", 0.1) ** (e // a.get("step_size", 10))
         if r.schedule == "multistep":
@@ -117,7 +126,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, epochs: in
         if r.schedule == "cosine":
             span = max(1, total - warm)
             lo = a.get("eta_min", 0.0) / r.lr
-            return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * min(e, span) / span))
+            t = epoch - warm  # cosine spans the trained epochs themselves
+            return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * min(t, span) / span))
         return 1.0
 
     opt = optimizer.base_optimizer if isinstance(optimizer, SAM) else optimizer

@@ -263,3 +263,39 @@ def test_train_log_goes_to_stderr_only_when_it_is_not_a_terminal(tmp_path, monke
     quiet = tl.TrainLog(tmp_path / "r1", "x", enabled=False, stream=_Stream(False))
     quiet.epoch(row, st, 1)  # not rank 0: nothing written
     assert not (tmp_path / "r1").exists()
+
+
+def test_budget_stretches_epoch_stated_schedules_to_end_where_the_recipe_ends():
+    """A recipe's decay (exponential 0.9 over its 3 tiny epochs, step every 10) trained for 60
+    epochs of a small set under a budget ends at the recipe's end factor (0.9**3; no step),
+    instead of 0.9**60 (RUL, EAC, ARM used to stop learning after ~20 epochs of a 200-image set)."""
+    from benchmark.specs import MethodSpec, RecipeOverrides, plan_model
+    from models.recipe import Recipe
+    from models.train import build_scheduler
+
+    plan = plan_model(MethodSpec("rul"), RecipeOverrides(), "tiny")
+    st = plan.stage_steps(Budget(9600, "images"), 160)  # 300 steps, 5 batches of 32 per epoch
+    assert (st[0].steps, st[0].epochs, st[0].recipe_epochs) == (300, 60, plan.recipe.epochs)
+    assert st[0].schedule_scale == pytest.approx(plan.recipe.epochs / 60)
+    assert plan_model(MethodSpec("rul"), RecipeOverrides(epochs=5), "tiny").stage_steps(None, 160)[0].schedule_scale == 1
+    two = plan_model(MethodSpec("lrdif"), RecipeOverrides(), "tiny").stage_steps(Budget(11760, "images"), 1680)
+    assert [s.recipe_epochs for s in two] == [1, 6]
+
+    def lrs(recipe, epochs, scale):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=recipe.lr)
+        sched = build_scheduler(opt, recipe, epochs=epochs, scale=scale)
+        out = []
+        for _ in range(int(epochs)):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return out
+
+    expo = Recipe(lr=1.0, schedule="exponential", schedule_args={"gamma": 0.9}, epochs=3)
+    stretched = lrs(expo, 60, 3 / 60)
+    assert stretched[-1] == pytest.approx(0.9 ** (59 * 3 / 60))
+    assert lrs(expo, 60, 1.0)[-1] == pytest.approx(0.9 ** 59)  # by epochs: the schedule as stated
+    step = Recipe(lr=1.0, schedule="step", schedule_args={"step_size": 10, "gamma": 0.1}, epochs=40)
+    assert lrs(step, 80, 0.5)[19] == 1.0 and lrs(step, 80, 0.5)[20] == pytest.approx(0.1)
+    cos = Recipe(lr=1.0, schedule="cosine", epochs=3)
+    assert lrs(cos, 10, 0.3) == pytest.approx(lrs(cos, 10, 1.0))  # cosine already spans the stage
