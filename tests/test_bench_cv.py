@@ -237,6 +237,10 @@ def test_one_command_runs_every_fold_and_tables_average_them(tmp_path):
     assert "3-fold" in (out / "tables" / "summary.md").read_text()
     config = json.loads((Path(results[1]["run_dir"]) / "config.json").read_text())
     assert config["job"]["fold"] == 1
+    from benchmark.config_file import replay_options
+
+    opts, _ = replay_options(results[1]["run_dir"])  # --from a job folder replays its one fold
+    assert [o for o in opts["src_opts"] if o.startswith("fold")] == ["fold=1"] and "folds=3" in opts["src_opts"]
     # a re-run skips all folds; fold=1 by hand is the same job
     stamps = {r["run_dir"]: (Path(r["run_dir"]) / "result.json").stat().st_mtime_ns for r in results}
     res = _invoke(["run", "--methods", "cnn", "--datasets", "folder", "--root", str(root), *cv, "--src-opt",
