@@ -149,6 +149,9 @@ def replay_options(path: str | Path) -> tuple[dict[str, Any], list[str]]:
         opts = {k: v for k, v in cfg["options"].items() if k not in _JOB_DROPS}
         job = cfg["job"]
         opts.update(methods=job["method"], datasets=job["dataset"], seeds=str(job["seed"]))
+        if job.get("fold") is not None:  # one fold of a fold=all run: that fold only
+            opts["src_opts"] = [o for o in opts.get("src_opts", []) if o.partition("=")[0].strip().split(".")[-1]
+                                != "fold"] + [f"fold={job['fold']}"]
         from .datasets import parse_dataset_name
 
         keep = {job["dataset"], parse_dataset_name(job["dataset"]).base}
@@ -249,5 +252,6 @@ def write_job_configs(jobs, settings, info, values: Mapping[str, Any], *, comman
         d = job.run_dir(settings)
         d.mkdir(parents=True, exist_ok=True)
         cfg = {"command": command, "toolkit": __version__, "imports": imports, "options": options,
-               "job": {"method": job.plan.spec.label, "dataset": job.dataset.name.name, "seed": job.seed}}
+               "job": {"method": job.plan.spec.label, "dataset": job.dataset.name.name, "seed": job.seed,
+                       **({"fold": job.dataset.fold.fold} if job.dataset.fold else {})}}
         atomic_write_text(d / CONFIG_NAME, json.dumps(cfg, indent=2, sort_keys=True) + "\n")

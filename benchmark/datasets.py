@@ -25,6 +25,7 @@ preset, manifest hash, class counts) that goes into each run's ``run.json``, and
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -39,6 +40,8 @@ from fercore.options import parse_options
 from fercore.progress import console
 from fercore.sources import SOURCE_ALIASES, SOURCES, get_source
 from fercore.sources.base import Source
+
+from .folds import FOLD, FoldInfo, fold_count, fold_info, without_fold
 
 #: Run-record files a degraded copy may carry (the first one found is recorded).
 DEGRADE_RECORDS = ("run.json", "record.json", "run_record.json", "degrade.json")
@@ -220,6 +223,8 @@ class ResolvedDataset:
     record: dict[str, Any]
     identity: str
     clean: Source | None = None
+    #: which fold of a K-fold cross-validation this is (``None``: one hold-out split)
+    fold: FoldInfo | None = None
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -367,13 +372,18 @@ def build_degraded(name: DatasetName, clean: Source, settings: DataSettings, *,
 
     The copy lives in ``degraded_dir/<name>-<key>`` where ``key`` hashes the clean data's
     identity, the degradation settings, the seed and the degradation's code fingerprint
-    (:mod:`benchmark.fingerprint`), so another preset, seed or edited code gets another folder. ``rebuild_dataset`` resumes an interrupted build; a finished one is marked with
+    (:mod:`benchmark.fingerprint`), so another preset, seed or edited code gets another folder;
+    not the fold of a K-fold cross-validation (:func:`benchmark.folds.without_fold`: one copy
+    serves every fold). ``rebuild_dataset`` resumes an interrupted build; a finished one is marked with
     ``bench-ready.json`` and reused without re-hashing. Under DDP only rank 0 builds
     (``is_writer``); the others resolve after it (:func:`resolve_in_order`) and only read.
     """
     from .fingerprint import degradation_fingerprint
 
     entry = name.degradation
+    # a copy degrades every image whatever the split: the K folds of a cross-validation share
+    # one copy, built from the source without its fold (a run without folds is unchanged)
+    clean = without_fold(clean)
     args = degradation_settings(name, settings, clean)
     degradation = make_degradation(entry, args)
     code = degradation_fingerprint(entry.name, degradation)
@@ -415,44 +425,61 @@ def resolve_datasets(names: list[str], settings: DataSettings, *, is_writer: boo
                               flag="--data")
     bases = {p.base for p in parsed}
     _check_src_opts(bases, settings)
-    cleans: dict[str, Source] = {}
+    n_folds = {b: fold_count(b, source_options_for(b, settings)) for b in sorted(bases)}
+    cleans: dict[tuple[str, int | None], Source] = {}
+    checked: dict[str, dict[str, Any]] = {}
 
-    def clean_of(base: str, required: bool) -> Source | None:
-        """One clean source per base (``ferplus,udc-ferplus,ll-ferplus`` read FERPlus once)."""
-        if base not in cleans:
-            src = open_clean(base, settings, bases, required=required)
+    def clean_of(base: str, fold: int | None, required: bool) -> Source | None:
+        """One clean source per base and fold (``ferplus,udc-ferplus,ll-ferplus`` read FERPlus once)."""
+        if (base, fold) not in cleans:
+            src = open_clean(base, for_fold(settings, base, fold), bases, required=required)
             if src is None:
                 return None
-            cleans[base] = src
-        return cleans[base]
+            cleans[(base, fold)] = src
+        return cleans[(base, fold)]
 
     out = []
     for p in parsed:
-        if not p.degraded:
-            src = clean_of(p.base, required=True)
-            out.append(ResolvedDataset(p, src, _clean_record(p, src), records_identity(src)))
-            continue
-        clean = clean_of(p.base, required=p.name not in settings.paths)
-        if p.name in settings.paths:
-            root = Path(settings.paths[p.name]).expanduser()
-            if not root.is_dir():
-                raise DataError(f"degraded copy for {p.name} not found (--data {p.name}=...)", root)
-            rec = {"how": "path", **check_copy(p.name, root, settings.allow_unverified)}
-        else:
-            root, rec = build_degraded(p, clean, settings, is_writer=is_writer)
-        src = get_source(p.base, root, **source_options_for(p.base, settings))
-        copy = _copy_record(Path(src.root))
-        rec = {**_clean_record(p, src), **rec, **copy,
-               "clean_root": str(clean.root) if clean is not None else None}
-        ident = records_identity(src) + (copy.get("manifest_sha256") or "")
-        if clean is not None:
-            test_split = "test" if "test" in src.splits() else "val"
-            if not {r.id for r in src.records(test_split)} <= {r.id for r in clean.records(test_split)}:
-                console.print(f"[yellow]note:[/] {p.name}: some test ids are not in the clean copy; "
-                              "clean-vs-degraded evaluation is skipped")
-                clean = None
-        out.append(ResolvedDataset(p, src, rec, ident, clean))
+        for fold in (range(n_folds[p.base]) if n_folds[p.base] else [None]):
+            s = for_fold(settings, p.base, fold)
+            if not p.degraded:
+                src = clean_of(p.base, fold, required=True)
+                out.append(ResolvedDataset(p, src, _clean_record(p, src), records_identity(src),
+                                           fold=fold_info(src)))
+                continue
+            clean = clean_of(p.base, fold, required=p.name not in s.paths)
+            if p.name in s.paths:
+                root = Path(s.paths[p.name]).expanduser()
+                if not root.is_dir():
+                    raise DataError(f"degraded copy for {p.name} not found (--data {p.name}=...)", root)
+                if p.name not in checked:  # one check for all folds
+                    checked[p.name] = check_copy(p.name, root, s.allow_unverified)
+                rec = {"how": "path", **checked[p.name]}
+            else:
+                root, rec = build_degraded(p, clean, s, is_writer=is_writer)
+            src = get_source(p.base, root, **source_options_for(p.base, s))
+            copy = _copy_record(Path(src.root))
+            rec = {**_clean_record(p, src), **rec, **copy,
+                   "clean_root": str(clean.root) if clean is not None else None}
+            ident = records_identity(src) + (copy.get("manifest_sha256") or "")
+            if clean is not None:
+                test_split = "test" if "test" in src.splits() else "val"
+                if not {r.id for r in src.records(test_split)} <= {r.id for r in clean.records(test_split)}:
+                    console.print(f"[yellow]note:[/] {p.name}: some test ids are not in the clean copy; "
+                                  "clean-vs-degraded evaluation is skipped")
+                    clean = None
+            out.append(ResolvedDataset(p, src, rec, ident, clean,
+                                       fold=fold_info(src, copy.get("manifest_sha256") or "")))
     return out
+
+
+def for_fold(settings: DataSettings, base: str, fold: int | None) -> DataSettings:
+    """``settings`` with ``base``'s ``fold=all`` replaced by ``fold=I`` (``None``: unchanged)."""
+    if fold is None:
+        return settings
+    src_opts = {scope: dict(opts) for scope, opts in settings.src_opts.items()}
+    src_opts.setdefault(base, {})[FOLD] = str(fold)
+    return dataclasses.replace(settings, src_opts=src_opts)
 
 
 def resolve_in_order(names: list[str], settings: DataSettings, info) -> list[ResolvedDataset]:

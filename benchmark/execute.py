@@ -77,8 +77,8 @@ def reproduce_benchmark(rep: ReproduceOptions, data: DataOptions, opts: ExecOpti
 
 
 def print_plan(jobs, settings) -> None:
-    """The ``--dry-run`` table: each job's dataset, method, preset, seed, budget, steps and epochs
-    per stage, and folder."""
+    """The ``--dry-run`` table: each job's dataset (and fold of a cross-validation), method,
+    preset, seed, budget, steps and epochs per stage, and folder."""
     from rich.table import Table
 
     from .budget import describe_stages
@@ -89,7 +89,7 @@ def print_plan(jobs, settings) -> None:
     for j in jobs:
         stages = j.stage_steps(settings)
         budget = j.resolved_budget(settings)
-        t.add_row(j.dataset.name.name, j.plan.spec.label, j.plan.preset, str(j.seed),
+        t.add_row(j.dataset_title, j.plan.spec.label, j.plan.preset, str(j.seed),
                   str(budget) if budget else "--epochs", describe_stages(stages),
                   "+".join(str(st.epochs) for st in stages), str(j.run_dir(settings)))
     out_console.print(t)
@@ -158,7 +158,8 @@ def print_summary(done: list[dict[str, Any]], seconds: float) -> None:
         t.add_column(col)
     for r in done:
         acc = r.get("accuracy")
-        t.add_row(str(r.get("dataset")), str(r.get("label")), str(r.get("seed")), r.get("status", ""),
+        fold = f" fold {r['fold']} of {r['folds']}" if r.get("folds") else ""
+        t.add_row(str(r.get("dataset")) + fold, str(r.get("label")), str(r.get("seed")), r.get("status", ""),
                   f"{acc:.2f}" if isinstance(acc, float) else "",
                   f"{r['macro_f1']:.2f}" if isinstance(r.get("macro_f1"), float) else "",
                   f"{r['train_time_s']:.1f}" if isinstance(r.get("train_time_s"), float) else "")

@@ -9,6 +9,11 @@ class, clean accuracy (degraded sets), mean confidence, train time, epochs, the 
 steps and images seen it trained, config hash, dataset copy and run folder. Rows are sorted by
 (dataset, label, config hash, seed) so the same runs give the same file.
 
+Runs of a K-fold cross-validation (``--src-opt folds=K``) add three columns: ``fold`` and
+``folds`` after the seed, and ``cv_hash`` (the config hash without the fold, shared by the K
+folds of one configuration) after the config hash; their rows sort by (cv hash, seed, fold).
+A runs folder without such runs has none of these columns.
+
 Macro-F1 and mean class accuracy are read from each job's confusion matrix, over the classes
 with at least one test image (:mod:`benchmark.metrics`), so results written before that rule
 read the same way as new ones.
@@ -47,8 +52,15 @@ def find_results(runs: str | Path) -> list[dict[str, Any]]:
         r["run_dir"] = str(p.parent)
         _add_statistics(r, p)
         out.append(r)
-    out.sort(key=lambda r: (r["dataset"], r["label"], r["config_hash"], int(r["seed"])))
+    out.sort(key=sort_key)
     return out
+
+
+def sort_key(r: dict[str, Any]) -> tuple:
+    """(dataset, label, config hash, seed); the K folds of a cross-validation together, by
+    (cv hash, seed, fold)."""
+    return (r["dataset"], r["label"], r.get("cv_hash") or r["config_hash"], int(r["seed"]),
+            r["fold"] if r.get("folds") else -1)
 
 
 #: Fields of result.json that tables and figures compute with (numbers; ``None`` allowed where
@@ -75,6 +87,12 @@ def _check_result(r: Any, path: Path) -> None:
             continue
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise DataError(f"unreadable result: {key!r} must be a finite number, got {v!r}", path)
+    if r.get("folds") is not None:  # one fold of a K-fold cross-validation
+        folds, fold = r.get("folds"), r.get("fold")
+        if (isinstance(folds, bool) or not isinstance(folds, int) or folds < 2 or isinstance(fold, bool)
+                or not isinstance(fold, int) or not 0 <= fold < folds or not isinstance(r.get("cv_hash"), str)):
+            raise DataError(f"unreadable result: 'fold' {fold!r} of 'folds' {folds!r} with 'cv_hash' "
+                            f"{r.get('cv_hash')!r} is not a fold of a cross-validation", path)
     per_class = r.get("per_class_accuracy")
     if per_class is not None and (not isinstance(per_class, dict) or any(
             v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v))
@@ -122,10 +140,14 @@ def result_rows(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
     """Flatten results into tidy rows (one per job) and their column order."""
     classes = [c for c in BASIC8 if any(c in r.get("classes", []) for r in results)]
     extra = sorted({c for r in results for c in r.get("classes", []) if c not in BASIC8})
-    cols = RESULT_COLUMNS + [f"acc_{c}" for c in classes + extra] + TAIL_COLUMNS
+    head, tail = list(RESULT_COLUMNS), list(TAIL_COLUMNS)
+    if any(r.get("folds") for r in results):  # cross-validation runs: which fold, and their cell
+        head[head.index("seed") + 1:head.index("seed") + 1] = ["fold", "folds"]
+        tail.insert(tail.index("config_hash") + 1, "cv_hash")
+    cols = head + [f"acc_{c}" for c in classes + extra] + tail
     rows = []
     for r in results:
-        row = {k: r.get(k) for k in RESULT_COLUMNS + TAIL_COLUMNS}
+        row = {k: r.get(k) for k in head + tail}
         row["options"] = json.dumps(r.get("options") or {}, sort_keys=True)
         row["dataset_copy"] = json.dumps(r.get("dataset_copy") or {}, sort_keys=True, default=str)
         for c in classes + extra:

@@ -170,13 +170,37 @@ class Job:
     def hash(self, settings: RunSettings) -> str:
         return config_hash(self.config(settings))
 
+    def cv_hash(self, settings: RunSettings) -> str | None:
+        """The config hash with the fold removed: the same for the K fold jobs of one K-fold
+        cross-validation (tables average them into one cell); ``None`` without folds. The data
+        enter by their fold-free identity (:func:`benchmark.folds.cv_identity`) and the budget
+        by its rule (a preset's default resolves against each fold's training-set size)."""
+        f = self.dataset.fold
+        if f is None:
+            return None
+        cfg = {**self.config(settings), "data": f.identity, "folds": f.folds}
+        if "budget" in cfg:
+            cfg["budget"] = self.budget.describe() if isinstance(self.budget, DefaultBudget) else str(self.budget)
+        return config_hash(cfg)
+
+    def fold_record(self, settings: RunSettings) -> dict[str, Any]:
+        """``fold``, ``folds`` and ``cv_hash`` of result.json (``None`` without folds)."""
+        f = self.dataset.fold
+        return {"fold": f.fold if f else None, "folds": f.folds if f else None, "cv_hash": self.cv_hash(settings)}
+
     def run_dir(self, settings: RunSettings) -> Path:
         return (Path(settings.out) / self.dataset.name.name
                 / f"{self.plan.spec.dirname}--{self.hash(settings)[:8]}" / f"seed{self.seed}")
 
     @property
+    def dataset_title(self) -> str:
+        """The dataset's name, with the fold of a cross-validation (``folder fold 3 of 10``)."""
+        f = self.dataset.fold
+        return self.dataset.name.name + (f" fold {f.fold} of {f.folds}" if f else "")
+
+    @property
     def title(self) -> str:
-        return f"{self.plan.spec.label} on {self.dataset.name.name}, seed {self.seed}"
+        return f"{self.plan.spec.label} on {self.dataset_title}, seed {self.seed}"
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -545,7 +569,8 @@ class JobRunner:
         result = {
             "config_hash": self.hash, "method": spec.name, "variant": spec.variant, "preset": job.plan.preset,
             "options": spec.options_dict, "label": spec.label, "dataset": job.dataset.name.name,
-            "seed": job.seed, "classes": list(classes), "test_split": self.test_split,
+            "seed": job.seed, **job.fold_record(self.settings), "classes": list(classes),
+            "test_split": self.test_split,
             "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "per_class_accuracy": m["per_class_accuracy"],
             "confusion": m["confusion"], "mean_confidence": m["mean_confidence"], "n_test": m["n"],
             "n_train": len(self.train), "best_accuracy": best_acc, "best_epoch": best_epoch,
@@ -627,4 +652,4 @@ def record_failure(job: Job, settings: RunSettings, exc: BaseException) -> dict[
                 dataset=job.dataset.record, seed=job.seed, config_hash=job.hash(settings))
     _write_json(d / "run.json", prev)
     return {"status": "failed", "error": prev["error"], "label": job.plan.spec.label,
-            "dataset": job.dataset.name.name, "seed": job.seed, "run_dir": str(d)}
+            "dataset": job.dataset.name.name, "seed": job.seed, **job.fold_record(settings), "run_dir": str(d)}

@@ -15,6 +15,11 @@ Both work from the predictions each job keeps (``predictions.npz``: test ``ids``
   ``b + c < 25``, else the chi-square statistic with continuity correction.
 * :func:`paired_mcnemar` -- the test between two jobs of the same seed, paired by test image id.
 
+K-fold cross-validation (``--src-opt folds=K``): the K fold jobs of one seed are *pooled*
+(:func:`seed_predictions`: their predictions concatenated in fold order; the folds' test sets
+together are every image once), so a cross-validated configuration's interval is a bootstrap
+over all images, and McNemar's test pairs every image of the two methods' pooled folds.
+
 Mean +- standard deviation over seeds is the table cells' own (:class:`benchmark.tables.Cell`).
 """
 
@@ -157,29 +162,58 @@ def job_predictions(result: dict[str, Any], clean: bool = False) -> Predictions 
     return None if stamp is None else _load(stamp[0], stamp[1:], clean)
 
 
+def seed_groups(results: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Jobs grouped by seed (seeds in order of first appearance), each group in fold order: the
+    K folds of a cross-validation seed together, one job per group without folds."""
+    by_seed: dict[int, list[dict[str, Any]]] = {}
+    for r in results:
+        by_seed.setdefault(int(r["seed"]), []).append(r)
+    return [sorted(g, key=lambda r: r.get("fold") or 0) for g in by_seed.values()]
+
+
+def _pooled(stamps: tuple[tuple[str, int, int], ...], clean: bool) -> Predictions | None:
+    """The predictions of one seed's jobs, concatenated in the given (fold) order: the K folds'
+    test sets together are every image once. ``None`` when a job lacks them or an image repeats."""
+    preds = [_load(s[0], s[1:], clean) for s in stamps]
+    if any(p is None for p in preds):
+        return None
+    if len(preds) == 1:
+        return preds[0]
+    pooled = Predictions(*(np.concatenate([getattr(p, f) for p in preds]) for f in ("ids", "labels", "pred")))
+    return pooled if np.unique(pooled.ids).size == pooled.ids.size else None
+
+
+def seed_predictions(results: list[dict[str, Any]], clean: bool = False) -> Predictions | None:
+    """The pooled predictions of one seed's jobs (one job, or the K folds of a cross-validation)."""
+    stamps = tuple(_stamp(r) for r in sorted(results, key=lambda r: r.get("fold") or 0))
+    return None if any(s is None for s in stamps) else _pooled(stamps, clean)
+
+
 def runs_interval(results: list[dict[str, Any]], metric: str = "accuracy", *, n_boot: int = BOOTSTRAP_SAMPLES,
                   level: float = LEVEL) -> tuple[float, float] | None:
     """The bootstrap interval of the seeds' mean ``metric`` for jobs of one configuration
-    (one job: that job's interval). ``None`` when the metric has no interval (best accuracy),
-    a job kept no predictions, or the jobs were tested on different images. Cached per
-    predictions files (a run folder's results are re-read after every job)."""
+    (one job: that job's interval). The K fold jobs of a seed of a cross-validation are pooled
+    (their test sets together are every image once), so the interval is over all images.
+    ``None`` when the metric has no interval (best accuracy), a job kept no predictions, or the
+    seeds were tested on different images. Cached per predictions files (a run folder's
+    results are re-read after every job)."""
     if metric not in CI_METRICS or not results:
         return None
-    stamps = tuple(_stamp(r) for r in results)
-    if any(s is None for s in stamps):
+    stamps = tuple(tuple(_stamp(r) for r in g) for g in seed_groups(results))
+    if any(s is None for g in stamps for s in g):
         return None
     k = len(results[0].get("classes") or [])
     # resamples keyed by the test set and seeds, not the configuration: every method of a table
     # is resampled on the same images (a paired bootstrap), and editing code leaves intervals be
-    key = (results[0].get("dataset"), metric, *sorted(int(r["seed"]) for r in results))
+    key = (results[0].get("dataset"), metric, *sorted({int(r["seed"]) for r in results}))
     return _interval(stamps, metric, k, key, n_boot, level)
 
 
 @functools.lru_cache(maxsize=1024)
-def _interval(stamps: tuple[tuple[str, int, int], ...], metric: str, k: int, key: tuple, n_boot: int,
+def _interval(stamps: tuple[tuple[tuple[str, int, int], ...], ...], metric: str, k: int, key: tuple, n_boot: int,
               level: float) -> tuple[float, float] | None:
     clean = metric.startswith("clean_")
-    preds = [_load(s[0], s[1:], clean) for s in stamps]
+    preds = [_pooled(g, clean) for g in stamps]
     if any(p is None for p in preds):
         return None
     first = preds[0]
@@ -197,10 +231,9 @@ def _interval(stamps: tuple[tuple[str, int, int], ...], metric: str, k: int, key
                         n_boot=n_boot, level=level, key=key)
 
 
-def paired_mcnemar(a: dict[str, Any], b: dict[str, Any]) -> McNemar | None:
-    """McNemar's test between two jobs (``a`` against ``b``), paired by test image id over the
-    images both were tested on; ``None`` without predictions or common images."""
-    pa, pb = job_predictions(a), job_predictions(b)
+def _paired(pa: Predictions | None, pb: Predictions | None) -> McNemar | None:
+    """McNemar's test of ``pa`` against ``pb``, paired by test image id over the images both
+    were tested on; ``None`` without predictions or common images."""
     if pa is None or pb is None:
         return None
     common, ia, ib = np.intersect1d(pa.ids, pb.ids, assume_unique=True, return_indices=True)
@@ -209,15 +242,22 @@ def paired_mcnemar(a: dict[str, Any], b: dict[str, Any]) -> McNemar | None:
     return mcnemar(pa.pred[ia] == pa.labels[ia], pb.pred[ib] == pb.labels[ib])
 
 
+def paired_mcnemar(a: dict[str, Any], b: dict[str, Any]) -> McNemar | None:
+    """McNemar's test between two jobs (``a`` against ``b``), paired by test image id over the
+    images both were tested on; ``None`` without predictions or common images."""
+    return _paired(job_predictions(a), job_predictions(b))
+
+
 def seedwise_mcnemar(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[tuple[int, McNemar]]:
-    """:func:`paired_mcnemar` of ``a``'s job against ``b``'s for every seed both have (jobs of
-    one configuration each), in seed order."""
-    by_seed = {int(r["seed"]): r for r in b}
+    """McNemar's test of ``a``'s jobs against ``b``'s for every seed both have (jobs of one
+    configuration each), in seed order, paired by test image id. The K folds of a seed of a
+    cross-validation are pooled first (:func:`seed_predictions`), so the test pairs every image."""
+    by_seed = {int(g[0]["seed"]): g for g in seed_groups(b)}
     out = []
-    for r in sorted(a, key=lambda r: int(r["seed"])):
-        s = int(r["seed"])
+    for g in sorted(seed_groups(a), key=lambda g: int(g[0]["seed"])):
+        s = int(g[0]["seed"])
         if s in by_seed:
-            t = paired_mcnemar(r, by_seed[s])
+            t = _paired(seed_predictions(g), seed_predictions(by_seed[s]))
             if t is not None:
                 out.append((s, t))
     return out

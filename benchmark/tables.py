@@ -30,6 +30,14 @@ Which runs fill a cell:
   the most finished seeds wins, then the ``paper`` preset, then the lowest config hash; the
   CSV's ``other_configs`` says how many were passed over.
 
+K-fold cross-validation (``--src-opt folds=K``, one job per fold): the K fold jobs of one
+configuration (one ``cv_hash``) fill ONE cell. A seed's value is the mean over its K folds,
+counted only when all K finished; a cell whose seeds all lack folds shows ``missing (seed 0:
+7/10 folds)``, and seeds that lack folds beside complete ones are named (``incomplete: ...``),
+never averaged over fewer folds. The interval is a bootstrap over the folds' pooled test
+predictions (the union of the K test sets: every image once), and McNemar's test pairs the
+pooled folds of both methods by image id. The CSV adds ``folds`` and ``incomplete_folds``.
+
 A missing run is shown as ``missing``, never filled in; a table without a single measured cell
 is not written at all (the summary and ``index.json`` list it as skipped). A cell the paper does not print for
 that dataset is left blank unless we have runs for it (then the paper column says ``n/a``);
@@ -188,6 +196,10 @@ class Cell:
     metric: str = "accuracy"
     runs: list[dict[str, Any]] = field(default_factory=list, repr=False)
     _ci: tuple[float, float] | None | bool = field(default=False, repr=False)
+    #: K of a K-fold cross-validation (each value is a seed's mean over its K folds), else None
+    folds: int | None = None
+    #: (seed, folds finished) of the seeds of a cross-validation that lack folds (not in ``values``)
+    incomplete: tuple[tuple[int, int], ...] = ()
 
     @property
     def ci(self) -> tuple[float, float] | None:
@@ -213,17 +225,37 @@ class Cell:
 
 
 def _group(results: list[dict[str, Any]], metric: str) -> list[Cell]:
+    """One cell per configuration: per config hash, or per ``cv_hash`` for the K fold jobs of a
+    cross-validation (:func:`_cv_cell`)."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in results:
         if r.get(metric) is None:
             continue
-        groups.setdefault(r["config_hash"], []).append(r)
+        groups.setdefault(r.get("cv_hash") or r["config_hash"], []).append(r)
     cells = []
     for h, rs in groups.items():
         rs = sorted(rs, key=lambda r: int(r["seed"]))
+        if rs[0].get("folds"):
+            cells.append(_cv_cell(h, rs, metric))
+            continue
         cells.append(Cell([float(r[metric]) for r in rs], [int(r["seed"]) for r in rs], h, rs[0]["label"],
                           preset=rs[0].get("preset"), metric=metric, runs=rs))
     return cells
+
+
+def _cv_cell(cv_hash: str, rs: list[dict[str, Any]], metric: str) -> Cell:
+    """The cell of a K-fold cross-validation: a seed's value is the mean of ``metric`` over its
+    K folds, only when all K are there (a seed that lacks folds is listed in ``incomplete``,
+    never averaged over fewer); ``runs`` holds the complete seeds' jobs, in (seed, fold) order."""
+    k = int(rs[0]["folds"])
+    by_seed: dict[int, dict[int, dict[str, Any]]] = {}
+    for r in sorted(rs, key=lambda r: (int(r["seed"]), r["fold"], r["config_hash"])):
+        by_seed.setdefault(int(r["seed"]), {}).setdefault(int(r["fold"]), r)
+    complete = [s for s in sorted(by_seed) if len(by_seed[s]) == k]
+    values = [sum(float(by_seed[s][f][metric]) for f in range(k)) / k for s in complete]
+    runs = [by_seed[s][f] for s in complete for f in range(k)]
+    return Cell(values, complete, cv_hash, rs[0]["label"], preset=rs[0].get("preset"), metric=metric, runs=runs,
+                folds=k, incomplete=tuple((s, len(by_seed[s])) for s in sorted(by_seed) if s not in complete))
 
 
 def pick(cells: list[Cell]) -> Cell | None:
@@ -262,6 +294,8 @@ def fmt(v: float | None, digits: int = 2) -> str:
 def fmt_cell(c: Cell | None, pm: str = "±") -> str:
     """``"86.50 ± 1.50 (n=3) [84.1, 88.7]"``: mean ± std over seeds, their number and the 95%
     bootstrap interval (when the runs kept predictions); ``missing`` without runs."""
+    if c is not None and c.folds:
+        return _fmt_cv_cell(c, pm)
     if c is None or c.n == 0:
         return "missing"
     text = f"{fmt(c.mean)} (n=1)" if c.n == 1 else f"{fmt(c.mean)} {pm} {fmt(c.std)} (n={c.n})"
@@ -270,10 +304,29 @@ def fmt_cell(c: Cell | None, pm: str = "±") -> str:
     return text
 
 
+def _incomplete_text(c: Cell) -> str:
+    """``"seed 1: 7/10 folds"`` for each seed of a cross-validation cell that lacks folds."""
+    return "; ".join(f"seed {s}: {n}/{c.folds} folds" for s, n in c.incomplete)
+
+
+def _fmt_cv_cell(c: Cell, pm: str) -> str:
+    """A cross-validation cell: ``"86.50 ± 1.50 (n=3, 10-fold) [84.1, 88.7]"``; ``missing (seed 0:
+    7/10 folds)`` while no seed has all its folds; seeds that lack folds are named, not averaged."""
+    if c.n == 0:
+        return f"missing ({_incomplete_text(c)})"
+    text = (f"{fmt(c.mean)} (n=1, {c.folds}-fold)" if c.n == 1
+            else f"{fmt(c.mean)} {pm} {fmt(c.std)} (n={c.n}, {c.folds}-fold)")
+    if c.ci is not None:
+        text += f" [{c.ci[0]:.1f}, {c.ci[1]:.1f}]"
+    return text + (f" (incomplete: {_incomplete_text(c)})" if c.incomplete else "")
+
+
 def _stat_fields(c: Cell | None) -> dict[str, Any]:
-    """The interval columns of a tidy row."""
+    """The interval columns of a tidy row (and, for a cross-validation cell, ``folds`` and the
+    seeds that lack folds)."""
     ci = c.ci if c is not None and c.n else None
-    return {"ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None}
+    cv = {"folds": c.folds, "incomplete_folds": _incomplete_text(c)} if c is not None and c.folds else {}
+    return {"ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None, **cv}
 
 
 @dataclass
@@ -300,13 +353,14 @@ def compare_to_best_baseline(t: PaperTable, cells: dict[tuple[str, str], Cell | 
     """(own row, column) -> its test against the best measured baseline row of that column."""
     out = {}
     for n in columns:
-        base = [(r, cells[(r.label, n)]) for r in t.rows if not r.own and cells.get((r.label, n))]
+        base = [(r, cells[(r.label, n)]) for r in t.rows if not r.own and cells.get((r.label, n))
+                and cells[(r.label, n)].n]
         if not base:
             continue
         best_row, best = max(base, key=lambda rc: rc[1].mean)  # first of equals: table order
         for r in t.rows:
             c = cells.get((r.label, n))
-            if r.own and c is not None:
+            if r.own and c is not None and c.n:
                 out[(r.label, n)] = Comparison(best_row.label, seedwise_mcnemar(c.runs, best.runs))
     return out
 
@@ -353,7 +407,7 @@ def build_paper_table(t: PaperTable, results: list[dict[str, Any]], *, metric: s
             paper_val, note = t.numbers.get((row.label, d), (None, ""))
             printed = (row.label, d) in t.numbers
             diff = (c.mean - paper_val) if (c and c.n and paper_val is not None and not stand_in) else None
-            status = "ok" if (c and c.n) else ("missing" if printed else "not in paper")
+            status = "ok" if (c and c.n) else ("missing" if (printed or c) else "not in paper")
             tidy.append({"table": t.key, "paper": t.paper, "row": row.label, "method": row.method,
                          "run_label": (c.label if c else None), "dataset": d, "run_dataset": n,
                          "metric": metric, "n": c.n if c else 0, "seeds": " ".join(map(str, c.seeds)) if c else "",
@@ -384,13 +438,16 @@ def build_paper_table(t: PaperTable, results: list[dict[str, Any]], *, metric: s
                  "'n/p' = not published; 'n/a' = not in the paper's table.")
     if any(c is not None and c.ci is not None for c in all_cells.values()):
         notes.append(CI_NOTE)
+    if any(c is not None and c.folds for c in all_cells.values()):
+        notes.append(CV_NOTE)
     for n in run_names:
         vs = {cmp.baseline for (_, m), cmp in tests.items() if m == n and cmp.tests}
         if vs:
             notes.append(f"{n}: p = McNemar's test against the best baseline ({', '.join(sorted(vs))}), paired by "
                          "test image on each common seed (the largest p shown); * p < 0.05, ** p < 0.01.")
     used = {x["config_hash"] for x in tidy if x["config_hash"]}
-    budgets = sorted({r.get("budget") or "per-method epochs (--epochs)" for r in results if r["config_hash"] in used})
+    budgets = sorted({r.get("budget") or "per-method epochs (--epochs)" for r in results
+                      if (r.get("cv_hash") or r["config_hash"]) in used})
     if budgets:  # benchmark/budget.py: the training budget every cell's runs had
         notes.append(f"Training budget: {', '.join(budgets)}.")
     for (label, d), (_, note) in t.numbers.items():
@@ -409,6 +466,9 @@ def _paper_text(t: PaperTable, label: str, dataset: str) -> str:
 
 CI_NOTE = ("[low, high] = 95% bootstrap interval over test images (1000 resamples; of the seeds' mean "
            "when there are several).")
+CV_NOTE = ("K-fold cells ('10-fold'): a seed's value is the mean over its K folds (each fold's test set), counted only "
+           "when all K folds finished ('missing (seed s: j/K folds)' until then); the interval and McNemar's "
+           "test use the folds' pooled test predictions (every image once).")
 
 
 def build_summary(results: list[dict[str, Any]], metric: str = "accuracy") -> TableOut:
@@ -435,6 +495,8 @@ def build_summary(results: list[dict[str, Any]], metric: str = "accuracy") -> Ta
     notes = [f"Cells: {metric} (%) mean ± std over seeds (n = seeds)."]
     if any(r.get("ci_low") is not None for r in tidy):
         notes.append(CI_NOTE)
+    if any(r.get("folds") for r in tidy):
+        notes.append(CV_NOTE)
     return TableOut("summary", f"All runs: {metric} (%)", header, grid, tidy, notes)
 
 

@@ -20,8 +20,13 @@ Options (``--src-opt``):
   * ``folds=K``, ``fold=I`` -- K-fold cross-validation instead of one hold-out split: fold
     ``I`` (0 .. K-1) is the test set, the other K-1 folds train. With ``subject`` the folds
     partition the people (group K-fold, as subject-independent CK+ protocols use); without,
-    the images (JAFFE's usual ten-fold). ``folds=10`` runs one fold per job: repeat with
-    ``fold=0`` ... ``fold=9`` and average.
+    the images (JAFFE's usual ten-fold). A source reads one fold; ``fer-bench run`` also takes
+    ``fold=all`` (with ``folds=K``): one job per fold in one command, each the job ``fold=I``
+    would be (finished folds are skipped), one degraded copy for all folds, and tables that
+    report the mean over the K folds as one cell (:mod:`benchmark.folds`)::
+
+        fer-bench run --datasets folder,udc-folder --root CK+ --src-opt "subject=^(S\\d+)_" \\
+            --src-opt classes=present --src-opt folds=10 --src-opt fold=all
   * ``split_seed=0`` -- which split: people (or images) are ordered by a hash of this seed
     and their id, so the split is stable under renaming the folder or listing the files in
     another order, and another seed gives another split.
@@ -87,7 +92,8 @@ class Folder(Source):
         "test_fraction": Option(0.2, "test share (of people with subject=, else of images) for trees "
                                      "without split folders"),
         "folds": Option(0, "K-fold cross-validation (0: one hold-out split); groups are people with subject="),
-        "fold": Option(0, "which fold (0 .. folds-1) is the test set"),
+        "fold": Option(0, "which fold (0 .. folds-1) is the test set; fer-bench run also takes fold=all "
+                          "(every fold, one job each; tables average them)"),
         "split_seed": Option(0, "seed of the split (people/images are ordered by a hash of it and their id)"),
         "aliases": Option("", "JSON file with extra {folder name: canonical class} mappings"),
         "exif": Option(True, "apply each photo's EXIF orientation tag (true: upright as a viewer shows it)"),
