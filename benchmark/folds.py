@@ -65,7 +65,7 @@ def fold_count(base: str, opts: dict[str, Any]) -> int | None:
     try:
         k = int(str(raw).strip())
     except ValueError:
-        raise ConfigError(f"folds={raw!r} is not an int", flag="--src-opt") from None
+        raise ConfigError(f"folds={raw!r} is not a whole number", flag="--src-opt") from None
     if k < 2:
         raise ConfigError(f"fold=all needs folds=K with K >= 2, got folds={k}", flag="--src-opt")
     return k

@@ -118,7 +118,7 @@ def test_degraded_copy_is_built_once_for_all_folds(fake_degrade, tmp_path):  # n
     (("fold=all",), "fold=all needs folds=K"),
     (("folds=1", "fold=all"), "K >= 2, got folds=1"),
     (("folds=0", "fold=all"), "K >= 2, got folds=0"),
-    (("folds=x", "fold=all"), "folds='x' is not an int"),
+    (("folds=x", "fold=all"), "folds='x' is not a whole number"),
 ])
 def test_bad_fold_options_name_the_flag(tmp_path, opts, needle):
     root = cv_tree(tmp_path / "ck")

@@ -137,3 +137,11 @@ def test_bad_split_options_are_named(tmp_path, opts, err, needle):
 def test_subject_split_refuses_split_folders(folder_tree):
     with pytest.raises(ConfigError, match="already has train/test folders"):
         get_source("folder", folder_tree, subject="^(img)").records()
+
+
+def test_a_fold_that_is_not_a_number_says_how_to_fix_it(tmp_path):
+    root = ckplus_tree(tmp_path)
+    with pytest.raises(ConfigError, match=r"fold='all' is not a whole number \(fold=all is for fer-bench run"):
+        get_source("folder", root, folds="10", fold="all")
+    with pytest.raises(ConfigError, match="test_fraction='x' is not a number"):
+        get_source("folder", root, test_fraction="x")

@@ -53,6 +53,8 @@ class Option:
     default: Any
     help: str
     choices: tuple | None = None
+    #: Appended to the error for a value of the wrong type (how to fix the call).
+    hint: str = ""
 
     def parse(self, key: str, value: Any) -> Any:
         if isinstance(value, str):
@@ -68,8 +70,8 @@ class Option:
                 elif isinstance(d, float):
                     value = float(value)
             except ValueError:
-                raise ConfigError(f"{key}={value!r} is not a {type(d).__name__}",
-                                  flag="--src-opt") from None
+                kind = {bool: "true or false", int: "a whole number", float: "a number"}[type(d)]
+                raise ConfigError(f"{key}={value!r} is not {kind}{self.hint}", flag="--src-opt") from None
         if self.choices is not None and value not in self.choices:
             raise ConfigError(f"{key}={value!r}; choose one of {', '.join(map(str, self.choices))}",
                               flag="--src-opt")

@@ -93,7 +93,8 @@ class Folder(Source):
                                      "without split folders"),
         "folds": Option(0, "K-fold cross-validation (0: one hold-out split); groups are people with subject="),
         "fold": Option(0, "which fold (0 .. folds-1) is the test set; fer-bench run also takes fold=all "
-                          "(every fold, one job each; tables average them)"),
+                          "(every fold, one job each; tables average them)",
+                       hint=" (fold=all is for fer-bench run; here give one fold, 0 .. folds-1)"),
         "split_seed": Option(0, "seed of the split (people/images are ordered by a hash of it and their id)"),
         "aliases": Option("", "JSON file with extra {folder name: canonical class} mappings"),
         "exif": Option(True, "apply each photo's EXIF orientation tag (true: upright as a viewer shows it)"),
