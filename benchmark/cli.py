@@ -85,6 +85,32 @@ def data_build_sample(out: str | None, seed: int, force: bool) -> None:
     out_console.print(str(root))
 
 
+@data.command("crop")
+@click.option("--root", type=click.Path(file_okay=False, exists=True), required=True,
+              help="Folder of unaligned photos (any layout: class folders, split folders, label files).")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="New folder: the same layout with every image cropped to its largest face.")
+@click.option("--margin", default=0.15, show_default=True, type=click.FloatRange(min=0),
+              help="Share of the face's size added on each side of the square crop.")
+def data_crop(root: str, out: str, margin: float) -> None:
+    """Crop every image of a folder to its largest face (dlib's detector; the `landmarks` extra).
+
+    For unaligned photos (JAFFE, CK+'s original frames, your own): the copy keeps the layout and
+    file names, so read it with the same `--src` / `--src-opt`. Images without a face are copied
+    unchanged and listed in `OUT/crop.json`. An interrupted crop resumes.
+
+    Example: `fer-bench data crop --root ~/data/JAFFE --out ~/data/JAFFE-faces`
+    """
+    from fercore.facecrop import crop_folder
+
+    report = crop_folder(root, out, margin=margin)
+    missed = report["no_face"]
+    console.print(f"{report['cropped']} of {report['images']} images cropped to their face"
+                  + (f"; no face found in {len(missed)} (copied unchanged): {', '.join(missed[:5])}"
+                     + (" ..." if len(missed) > 5 else "") if missed else ""))
+    out_console.print(out)
+
+
 @data.command("show")
 @source_options(default_src="sample")
 @click.option("--split", default=None, help="Only this split (train, val, test).")
