@@ -1,12 +1,15 @@
 """Shared command-line plumbing for ``fer-degrade`` and ``fer-bench``.
 
 * :class:`FerGroup` -- a rich-click group that turns a :class:`~fercore.errors.FerError` into
-  one red line on stderr and exit status 2 (no traceback: the message already says what to fix).
+  one red line on stderr and exit status 2 (no traceback: the message already says what to fix),
+  and a usage error (an unknown flag, a value out of range) into one line naming the flag and
+  the command's ``--help``, with click's exit status.
 * :func:`source_options` -- the ``--src / --root / --src-opt`` trio every data command takes.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 
@@ -24,12 +27,33 @@ click.rich_click.MAX_WIDTH = 100
 class FerGroup(click.RichGroup):
     """Click group whose commands report toolkit errors cleanly."""
 
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rc = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # a group called bare: its help
+            print(exc.message)
+            sys.exit(exc.exit_code)
+        except click.exceptions.UsageError as exc:
+            where = f" ({exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+            console.print(f"[bold red]error:[/] {_escape(exc.format_message())}{_escape(where)}", soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except click.exceptions.Abort:
+            console.print("Aborted!")
+            sys.exit(1)
+        sys.exit(rc if isinstance(rc, int) else 0)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except FerError as exc:
             _fail(str(exc))
         except OSError as exc:  # a read-only or full disk, a file too large, a name too long ...
+            if exc.errno == errno.EPIPE:
+                raise  # output piped into `head`: rich-click exits quietly
             _fail(os_error_message(exc))
         except UnicodeDecodeError as exc:  # a binary file where text was expected
             _fail(f"a file is not UTF-8 text ({exc.reason} at byte {exc.start}); is it the right file?")
@@ -44,9 +68,9 @@ def os_error_message(exc: OSError) -> str:
         " (nothing half-written was left; fix this and re-run to resume)"
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, status: int = 2) -> None:
     console.print(f"[bold red]error:[/] {_escape(message)}", soft_wrap=True)
-    sys.exit(2)
+    sys.exit(status)
 
 
 def _escape(text: str) -> str:

@@ -12,7 +12,7 @@ def test_help_lists_commands():
     out = CliRunner().invoke(bench, ["--help"]).output
     assert "data" in out
     out = CliRunner().invoke(bench, ["data", "--help"]).output
-    for cmd in ("check", "sources", "build-sample", "show"):
+    for cmd in ("check", "sources", "build-sample", "show", "crop"):
         assert cmd in out
     res = CliRunner().invoke(degrade, ["--help"])
     assert res.exit_code == 0
@@ -50,3 +50,18 @@ def test_help_and_data_commands_start_without_torch():
             "sys.exit(0 if 'torch' not in sys.modules else 'torch imported at start-up')")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+
+
+def test_usage_errors_are_one_line_naming_the_flag_and_the_help():
+    for cli, args, flag, where in [(degrade, ["udc", "--severity", "7"], "'--severity'", "udc --help"),
+                                   (bench, ["run", "--nosuch"], "'--nosuch'", "run --help"),
+                                   (bench, ["data", "crop", "--root", ".", "--out", "x", "--margin", "-1"],
+                                    "'--margin'", "data crop --help")]:
+        res = CliRunner().invoke(cli, args)
+        assert res.exit_code == 2, res.output
+        lines = [ln for ln in res.output.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:"), res.output
+        assert flag in lines[0] and lines[0].endswith(f"{where})")
+    assert CliRunner().invoke(bench, ["--version"]).exit_code == 0
+    res = CliRunner().invoke(bench, ["data"])  # a bare group: its help
+    assert "crop" in res.output and "error" not in res.output
