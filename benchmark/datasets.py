@@ -272,11 +272,46 @@ def open_clean(base: str, settings: DataSettings, bases: set[str], *, required: 
 
 
 def records_identity(source: Source) -> str:
-    """Hash of (id, split, label) of every record: what a run trained and tested on."""
+    """Hash of (id, split, label) of every record and of its image's bytes: what a run trained
+    and tested on. Two folders with the same file names but other pixels (a face-cropped copy,
+    a re-encoded one) are different data: other config hashes, other degraded copies."""
     h = hashlib.sha256()
     h.update(json.dumps([source.name, list(source.classes)]).encode())
     for r in source.records():
         h.update(f"{r.id}\t{r.split}\t{r.label}\n".encode())
+    h.update(content_hash(source).encode())
+    return h.hexdigest()
+
+
+def content_hash(source: Source) -> str:
+    """SHA-256 over every record's id and the SHA-256 of its image file (or in-memory pixels).
+
+    Moving or copying the data does not change it. The images are read once per listing (file
+    sizes and modification times, :meth:`~fercore.sources.base.Source.listing_hash`): the result
+    is kept in the cache (``content-hashes/<listing hash>``), so a re-run reads no image.
+    """
+    import numpy as np
+
+    from fercore.atomic import atomic_write_text
+    from fercore.cache import cache_dir
+
+    records = source.records()
+    memo = cache_dir() / "content-hashes" / source.listing_hash(records)
+    if memo.is_file():
+        text = memo.read_text(encoding="utf-8").strip()
+        if re.fullmatch(r"[0-9a-f]{64}", text):
+            return text
+    h = hashlib.sha256()
+    for r in sorted(records, key=lambda r: r.id):
+        if r.pixels is not None:
+            digest = hashlib.sha256(np.ascontiguousarray(r.pixels).tobytes()).hexdigest()
+        elif r.path is not None and Path(r.path).is_file():
+            digest = sha256_file(r.path)
+        else:
+            raise DataError(f"image of record {r.id!r} not found", r.path or source.root)
+        h.update(f"{r.id}\t{digest}\n".encode())
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(memo, h.hexdigest())
     return h.hexdigest()
 
 

@@ -137,3 +137,30 @@ def test_root_and_source_option_rules(sample_root, folder_tree):
         resolve_datasets(["sample"], DataSettings(src_opts={"*": {"classes": "7"}}))
     (f,) = resolve_datasets(["folder"], DataSettings(root=str(folder_tree), src_opts={"*": {"classes": "8"}}))
     assert len(f.classes) == 8 and f.record["options"]["classes"] == "8"
+
+
+def test_same_names_other_pixels_is_other_data_with_its_own_degraded_copy(fake_degrade, folder_tree, tmp_path):
+    """A face-cropped (or re-encoded) copy of a folder keeps its file names, ids and labels; it
+    must still get its own identity and its own degraded copy, never the original's. A moved
+    copy with the same bytes keeps both."""
+    import shutil
+
+    deg = str(tmp_path / "deg")
+    moved = tmp_path / "moved"
+    shutil.copytree(folder_tree, moved)
+    edited = tmp_path / "edited"
+    shutil.copytree(folder_tree, edited)
+    first = sorted(p for p in edited.rglob("*.png"))[0]
+    img = cv2.imread(str(first))
+    cv2.imwrite(str(first), img[2:-2, 2:-2])  # one image cropped: same name, other pixels
+
+    def resolve(root):
+        return resolve_datasets(["ll-folder", "folder"], DataSettings(paths={"folder": str(root)}, degraded_dir=deg))
+
+    ll, clean = resolve(folder_tree)
+    ll_moved, clean_moved = resolve(moved)
+    assert clean_moved.identity == clean.identity and len(fake_degrade) == 1  # same bytes: same data, copy reused
+    ll_edit, clean_edit = resolve(edited)
+    assert clean_edit.identity != clean.identity
+    assert len(fake_degrade) == 2 and fake_degrade[1]["out"] != fake_degrade[0]["out"]
+    assert ll_edit.identity != ll.identity
