@@ -107,6 +107,23 @@ def test_readme_figures_are_the_committed_results():
     (scripts/readme_figures.py --write regenerates them, --rerun re-measures the files)."""
     mod = _readme_figures()
     assert mod.readme_differences(README) == []
+    for target in mod.targets():  # README and docs/benchmark.md (the small real folders)
+        assert mod.readme_differences(target.read_text(), target) == [], target
+
+
+def test_small_real_block_states_chance_and_every_cell():
+    """The docs' small-real table holds one cell per set, dataset and method of the committed file,
+    and its summary line counts the cells above chance from the file's intervals."""
+    mod = _readme_figures()
+    rows = mod.read_rows(mod.RESULTS / "small-real.csv")
+    text = mod.render_small_real(mod.RESULTS)
+    for r in rows:
+        assert f"{float(r['accuracy']):.1f} [{float(r['ci_low']):.1f}, {float(r['ci_high']):.1f}]" in text
+    for name in {r["set"] for r in rows}:
+        mine = [r for r in rows if r["set"] == name]
+        chance = 100 / int(mine[0]["n_classes"])
+        n_above = sum(float(r["ci_low"]) > chance for r in mine)
+        assert f"{n_above} of {len(mine)} cells have the lower end" in text
 
 
 def test_readme_figures_check_catches_an_edited_number():
