@@ -302,7 +302,7 @@ def content_hash(source: Source) -> str:
         if re.fullmatch(r"[0-9a-f]{64}", text):
             return text
     h = hashlib.sha256()
-    for r in sorted(records, key=lambda r: r.id):
+    for r in records:  # Source.records() is sorted by id
         if r.pixels is not None:
             digest = hashlib.sha256(np.ascontiguousarray(r.pixels).tobytes()).hexdigest()
         elif r.path is not None and Path(r.path).is_file():
